@@ -1,0 +1,34 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/artifactstate/artifactstate/internal/config"
+	"github.com/artifactstate/artifactstate/internal/entities"
+	"github.com/artifactstate/artifactstate/internal/temporalclient"
+	"github.com/artifactstate/artifactstate/server"
+)
+
+func newAPICommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "api",
+		Short: "Serve the REST API against an external Temporal cluster",
+		Args:  cobra.NoArgs,
+	}
+	s := newSettings(cmd.Flags())
+	s.temporalFlags(cmd.Flags())
+	s.logFlags(cmd.Flags())
+	s.stringFlag(cmd.Flags(), "listen", "API listen address, e.g. :8082", func(c *config.Config, v string) { c.API.ListenAddress = v })
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		cfg, err := s.load(cmd.Flags())
+		if err != nil {
+			return err
+		}
+		logger, err := newLogger(cfg, "api", "json")
+		if err != nil {
+			return err
+		}
+		return runApp(cfg, logger, temporalclient.Module, entities.Module, server.Module)
+	}
+	return cmd
+}

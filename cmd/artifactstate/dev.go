@@ -1,0 +1,61 @@
+package main
+
+import (
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"github.com/artifactstate/artifactstate/internal/config"
+	"github.com/artifactstate/artifactstate/internal/devserver"
+	"github.com/artifactstate/artifactstate/internal/entities"
+	"github.com/artifactstate/artifactstate/internal/temporalclient"
+	"github.com/artifactstate/artifactstate/server"
+	"github.com/artifactstate/artifactstate/worker"
+)
+
+func newDevCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run everything in one process: embedded Temporal (SQLite) + Web UI + worker + API",
+		Long: `Runs an embedded Temporal server persisted to SQLite under --data-dir (so a
+restart keeps every entity; --in-memory keeps nothing), its Web UI, the worker
+and the API. The temporal CLI works against the frontend (default 127.0.0.1:7233).`,
+		Args: cobra.NoArgs,
+	}
+	s := newSettings(cmd.Flags())
+	s.logFlags(cmd.Flags())
+	s.stringFlag(cmd.Flags(), "listen", "API listen address", func(c *config.Config, v string) { c.API.ListenAddress = v })
+	s.stringFlag(cmd.Flags(), "data-dir", "directory of the SQLite database", func(c *config.Config, v string) { c.Dev.DataDir = v })
+	s.boolFlag(cmd.Flags(), "in-memory", "keep Temporal's data in memory only", func(c *config.Config, v bool) { c.Dev.InMemory = v })
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		cfg, err := s.load(cmd.Flags())
+		if err != nil {
+			return err
+		}
+		// The worker and the API talk to the embedded server.
+		cfg.Temporal.Address = net.JoinHostPort(cfg.Dev.IP, strconv.Itoa(cfg.Dev.FrontendPort))
+		cfg.Temporal.TLS = config.TLS{}
+		cfg.Temporal.APIKey = ""
+		logger, err := newLogger(cfg, "dev", "text")
+		if err != nil {
+			return err
+		}
+		opts := devserver.Options{
+			IP:           cfg.Dev.IP,
+			FrontendPort: cfg.Dev.FrontendPort,
+			UIPort:       cfg.Dev.UIPort,
+			Namespaces:   []string{cfg.Temporal.Namespace},
+			Logger:       logger,
+			LogLevel:     slog.LevelWarn,
+		}
+		if !cfg.Dev.InMemory {
+			opts.DatabaseFile = filepath.Join(cfg.Dev.DataDir, "temporal.db")
+		}
+		return runApp(cfg, logger,
+			devserver.Module(opts), temporalclient.Module, entities.Module, worker.Module, server.Module)
+	}
+	return cmd
+}

@@ -1,0 +1,15 @@
+// Command artifactstate is the one binary of the service; the subcommand
+// picks the role: api, worker, or dev (everything in one process).
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+func main() {
+	if err := newRootCommand().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "artifactstate:", err)
+		os.Exit(1)
+	}
+}

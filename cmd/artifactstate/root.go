@@ -1,0 +1,125 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"go.uber.org/fx"
+	"go.uber.org/fx/fxevent"
+
+	"github.com/artifactstate/artifactstate/internal/config"
+	"github.com/artifactstate/artifactstate/internal/logging"
+	"github.com/artifactstate/artifactstate/internal/temporalclient"
+)
+
+func newRootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "artifactstate",
+		Short: "Per-(user, artifact) read and feed state on Temporal entity workflows",
+		Long: `artifactstate keeps, for every (user, artifact) pair, whether the user read the
+artifact and whether it is in the user's feed. Pick a role:
+
+  api     the REST API (stateless; scale it freely)
+  worker  runs the entity workflows (scale it freely)
+  dev     embedded Temporal server + Web UI + worker + API in one process
+
+Configuration: defaults < --config YAML file < ARTIFACTSTATE_* environment < flags.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newAPICommand(), newWorkerCommand(), newDevCommand())
+	return root
+}
+
+// settings collects the config file flag and the flags that override single
+// configuration keys.
+type settings struct {
+	configPath string
+	overrides  []override
+}
+
+type override struct {
+	flag  string
+	apply func(*config.Config)
+}
+
+func newSettings(fs *pflag.FlagSet) *settings {
+	s := &settings{}
+	fs.StringVarP(&s.configPath, "config", "c", os.Getenv("ARTIFACTSTATE_CONFIG"), "YAML configuration file (env ARTIFACTSTATE_CONFIG)")
+	return s
+}
+
+func (s *settings) stringFlag(fs *pflag.FlagSet, name, usage string, set func(*config.Config, string)) {
+	v := fs.String(name, "", usage)
+	s.overrides = append(s.overrides, override{name, func(c *config.Config) { set(c, *v) }})
+}
+
+func (s *settings) boolFlag(fs *pflag.FlagSet, name, usage string, set func(*config.Config, bool)) {
+	v := fs.Bool(name, false, usage)
+	s.overrides = append(s.overrides, override{name, func(c *config.Config) { set(c, *v) }})
+}
+
+func (s *settings) temporalFlags(fs *pflag.FlagSet) {
+	s.stringFlag(fs, "temporal-address", "Temporal frontend host:port", func(c *config.Config, v string) { c.Temporal.Address = v })
+	s.stringFlag(fs, "namespace", "Temporal namespace", func(c *config.Config, v string) { c.Temporal.Namespace = v })
+	s.stringFlag(fs, "task-queue", "task queue of the entity workflows", func(c *config.Config, v string) { c.Temporal.TaskQueue = v })
+}
+
+func (s *settings) logFlags(fs *pflag.FlagSet) {
+	s.stringFlag(fs, "log-level", "debug, info, warn or error", func(c *config.Config, v string) { c.Log.Level = v })
+}
+
+// load returns the validated configuration, flags applied last.
+func (s *settings) load(fs *pflag.FlagSet) (config.Config, error) {
+	cfg, err := config.Load(s.configPath, nil)
+	if err != nil {
+		return cfg, err
+	}
+	for _, o := range s.overrides {
+		if fs.Changed(o.flag) {
+			o.apply(&cfg)
+		}
+	}
+	return cfg, cfg.Validate()
+}
+
+// newLogger is the process logger; format is used when log.format is empty.
+func newLogger(cfg config.Config, role, format string) (*slog.Logger, error) {
+	logger, err := logging.New(cfg.Log, format, os.Stderr)
+	if err != nil {
+		return nil, err
+	}
+	return logger.With("role", role), nil
+}
+
+// runApp runs an fx app of the given modules until SIGINT/SIGTERM, then
+// stops it in reverse order.
+func runApp(cfg config.Config, logger *slog.Logger, modules ...fx.Option) error {
+	logger.Info("Starting artifactstate", "config", cfg.Redacted())
+	hostname, err := os.Hostname()
+	if err != nil {
+		hostname = "unknown-host"
+	}
+	identity := cfg.Worker.Identity
+	if identity == "" {
+		identity = fmt.Sprintf("%d@%s", os.Getpid(), hostname)
+	}
+	app := fx.New(
+		fx.Supply(cfg, logger, temporalclient.Identity(identity)),
+		fx.WithLogger(func() fxevent.Logger {
+			l := &fxevent.SlogLogger{Logger: logger.With("component", "fx")}
+			l.UseLogLevel(slog.LevelDebug)
+			return l
+		}),
+		fx.StartTimeout(time.Minute),
+		// Long enough for in-flight requests and activities to finish.
+		fx.StopTimeout(cfg.API.ShutdownTimeout+cfg.Worker.StopTimeout+10*time.Second),
+		fx.Options(modules...),
+	)
+	app.Run()
+	return nil
+}

@@ -1,0 +1,34 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/artifactstate/artifactstate/internal/config"
+	"github.com/artifactstate/artifactstate/internal/temporalclient"
+	"github.com/artifactstate/artifactstate/worker"
+)
+
+func newWorkerCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "Run the entity workflows against an external Temporal cluster",
+		Args:  cobra.NoArgs,
+	}
+	s := newSettings(cmd.Flags())
+	s.temporalFlags(cmd.Flags())
+	s.logFlags(cmd.Flags())
+	s.stringFlag(cmd.Flags(), "identity", "worker identity shown in workflow histories (default pid@host)",
+		func(c *config.Config, v string) { c.Worker.Identity = v })
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		cfg, err := s.load(cmd.Flags())
+		if err != nil {
+			return err
+		}
+		logger, err := newLogger(cfg, "worker", "json")
+		if err != nil {
+			return err
+		}
+		return runApp(cfg, logger, temporalclient.Module, worker.Module)
+	}
+	return cmd
+}

@@ -1,0 +1,325 @@
+// Package config is the one typed configuration of every role of the binary:
+// defaults, then an optional YAML file, then ARTIFACTSTATE_* environment
+// variables, then command-line flags; validated before anything dials out.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+	"gopkg.in/yaml.v3"
+)
+
+// EnvPrefix starts the name of every environment variable the config reads.
+const EnvPrefix = "ARTIFACTSTATE_"
+
+// Config is the whole configuration. The YAML keys and environment variables
+// are listed in the README's configuration reference.
+type Config struct {
+	Log      Log      `yaml:"log" envPrefix:"LOG_"`
+	Temporal Temporal `yaml:"temporal" envPrefix:"TEMPORAL_"`
+	API      API      `yaml:"api" envPrefix:"API_"`
+	Worker   Worker   `yaml:"worker" envPrefix:"WORKER_"`
+	Dev      Dev      `yaml:"dev" envPrefix:"DEV_"`
+}
+
+// Log configures the process logger.
+type Log struct {
+	// Level is debug, info, warn or error.
+	Level string `yaml:"level" env:"LEVEL"`
+	// Format is json or text; empty picks json for api and worker, text for dev.
+	Format string `yaml:"format" env:"FORMAT"`
+}
+
+// Temporal says how to reach the Temporal cluster.
+type Temporal struct {
+	// Address of the frontend, host:port.
+	Address   string `yaml:"address" env:"ADDRESS"`
+	Namespace string `yaml:"namespace" env:"NAMESPACE"`
+	// TaskQueue is the queue every entity workflow and activity runs on.
+	TaskQueue string `yaml:"taskQueue" env:"TASK_QUEUE"`
+	// APIKey authenticates to Temporal Cloud (sent as a bearer token; needs TLS).
+	APIKey string `yaml:"apiKey" env:"API_KEY"`
+	TLS    TLS    `yaml:"tls" envPrefix:"TLS_"`
+}
+
+// TLS configures the connection to Temporal. Enabled with no files uses the
+// system roots; CertFile and KeyFile add a client certificate (mTLS).
+type TLS struct {
+	Enabled    bool   `yaml:"enabled" env:"ENABLED"`
+	CAFile     string `yaml:"caFile" env:"CA_FILE"`
+	CertFile   string `yaml:"certFile" env:"CERT_FILE"`
+	KeyFile    string `yaml:"keyFile" env:"KEY_FILE"`
+	ServerName string `yaml:"serverName" env:"SERVER_NAME"`
+}
+
+// API configures the HTTP endpoint.
+type API struct {
+	ListenAddress string `yaml:"listenAddress" env:"LISTEN_ADDRESS"`
+	// RequestTimeout bounds each request's calls to Temporal (504 past it).
+	RequestTimeout time.Duration `yaml:"requestTimeout" env:"REQUEST_TIMEOUT"`
+	// MaxBodyBytes is the largest request body accepted (413 past it).
+	MaxBodyBytes int64 `yaml:"maxBodyBytes" env:"MAX_BODY_BYTES"`
+	// RetryAfter is sent in the Retry-After header of 503 answers.
+	RetryAfter time.Duration `yaml:"retryAfter" env:"RETRY_AFTER"`
+	// ShutdownTimeout bounds the wait for in-flight requests on shutdown.
+	ShutdownTimeout time.Duration `yaml:"shutdownTimeout" env:"SHUTDOWN_TIMEOUT"`
+}
+
+// Worker configures the Temporal worker that runs the entities.
+type Worker struct {
+	// MaxHistoryEvents is the event budget after which an entity run
+	// continues as new (0: only when the server suggests it).
+	MaxHistoryEvents int `yaml:"maxHistoryEvents" env:"MAX_HISTORY_EVENTS"`
+	// StickyCacheSize is how many entities the worker keeps in memory.
+	StickyCacheSize            int `yaml:"stickyCacheSize" env:"STICKY_CACHE_SIZE"`
+	WorkflowTaskPollers        int `yaml:"workflowTaskPollers" env:"WORKFLOW_TASK_POLLERS"`
+	ActivityTaskPollers        int `yaml:"activityTaskPollers" env:"ACTIVITY_TASK_POLLERS"`
+	MaxConcurrentWorkflowTasks int `yaml:"maxConcurrentWorkflowTasks" env:"MAX_CONCURRENT_WORKFLOW_TASKS"`
+	MaxConcurrentActivities    int `yaml:"maxConcurrentActivities" env:"MAX_CONCURRENT_ACTIVITIES"`
+	// Identity names this worker in histories; empty means host@pid.
+	Identity string `yaml:"identity" env:"IDENTITY"`
+	// StopTimeout bounds the wait for running activities on shutdown.
+	StopTimeout time.Duration `yaml:"stopTimeout" env:"STOP_TIMEOUT"`
+}
+
+// Dev configures the embedded Temporal server of the dev role.
+type Dev struct {
+	// DataDir holds the SQLite database, so a restart keeps every entity.
+	DataDir string `yaml:"dataDir" env:"DATA_DIR"`
+	// InMemory keeps everything in memory instead (lost on exit).
+	InMemory bool `yaml:"inMemory" env:"IN_MEMORY"`
+	// IP the embedded frontend and Web UI listen on.
+	IP           string `yaml:"ip" env:"IP"`
+	FrontendPort int    `yaml:"frontendPort" env:"FRONTEND_PORT"`
+	// UIPort is the Web UI's port; 0 disables the UI.
+	UIPort int `yaml:"uiPort" env:"UI_PORT"`
+}
+
+// Default returns the configuration used where nothing else is said.
+func Default() Config {
+	return Config{
+		Log: Log{Level: "info"},
+		Temporal: Temporal{
+			Address:   "127.0.0.1:7233",
+			Namespace: "default",
+			TaskQueue: "artifactstate-entities",
+		},
+		API: API{
+			ListenAddress:   ":8082",
+			RequestTimeout:  5 * time.Second,
+			MaxBodyBytes:    16 << 10,
+			RetryAfter:      time.Second,
+			ShutdownTimeout: 15 * time.Second,
+		},
+		Worker: Worker{
+			MaxHistoryEvents:           2000,
+			StickyCacheSize:            10000,
+			WorkflowTaskPollers:        4,
+			ActivityTaskPollers:        2,
+			MaxConcurrentWorkflowTasks: 200,
+			MaxConcurrentActivities:    200,
+			StopTimeout:                10 * time.Second,
+		},
+		Dev: Dev{
+			DataDir:      ".artifactstate",
+			IP:           "127.0.0.1",
+			FrontendPort: 7233,
+			UIPort:       8233,
+		},
+	}
+}
+
+// Load returns the defaults overridden by the YAML file at path (if path is
+// not empty) and then by the environment. Unknown YAML keys are errors.
+func Load(path string, environ map[string]string) (Config, error) {
+	cfg := Default()
+	if path != "" {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("read config file: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(raw))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+			return cfg, fmt.Errorf("config file %s: %w", path, err)
+		}
+	}
+	if err := env.ParseWithOptions(&cfg, EnvOptions(environ)); err != nil {
+		return cfg, namedEnvError(environ, err)
+	}
+	return cfg, nil
+}
+
+// namedEnvError names the variables that failed to parse: the library's
+// error names struct fields, which readers of the environment never see.
+func namedEnvError(environ map[string]string, err error) error {
+	if environ == nil {
+		environ = env.ToMap(os.Environ())
+	}
+	names, nameErr := EnvVars()
+	if nameErr != nil {
+		return fmt.Errorf("environment: %w", err)
+	}
+	var bad []string
+	for _, name := range names {
+		value, ok := environ[name]
+		if !ok {
+			continue
+		}
+		probe := Default()
+		if perr := env.ParseWithOptions(&probe, EnvOptions(map[string]string{name: value})); perr != nil {
+			bad = append(bad, fmt.Sprintf("%s=%q is not valid for its type", name, value))
+		}
+	}
+	if len(bad) == 0 {
+		return fmt.Errorf("environment: %w", err)
+	}
+	return fmt.Errorf("environment: %s", strings.Join(bad, "; "))
+}
+
+// EnvOptions are the options the environment is parsed with; environ nil
+// means the process environment.
+func EnvOptions(environ map[string]string) env.Options {
+	return env.Options{Prefix: EnvPrefix, Environment: environ}
+}
+
+// EnvVars lists every environment variable the configuration reads.
+func EnvVars() ([]string, error) {
+	cfg := Default()
+	params, err := env.GetFieldParamsWithOptions(&cfg, EnvOptions(map[string]string{}))
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(params))
+	for _, p := range params {
+		names = append(names, p.Key)
+	}
+	return names, nil
+}
+
+// Validate reports every problem at once, one per line, naming the YAML key.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "", "json", "text":
+	default:
+		bad("log.format", "must be json or text, got %q", c.Log.Format)
+	}
+	if err := checkHostPort(c.Temporal.Address, false); err != nil {
+		bad("temporal.address", "%v", err)
+	}
+	if c.Temporal.Namespace == "" {
+		bad("temporal.namespace", "must not be empty")
+	}
+	if c.Temporal.TaskQueue == "" {
+		bad("temporal.taskQueue", "must not be empty")
+	}
+	if c.Temporal.APIKey != "" && !c.Temporal.TLS.Enabled {
+		bad("temporal.apiKey", "needs temporal.tls.enabled: true (the key must not travel in clear)")
+	}
+	if (c.Temporal.TLS.CertFile == "") != (c.Temporal.TLS.KeyFile == "") {
+		bad("temporal.tls", "certFile and keyFile go together")
+	}
+	for _, f := range []struct{ key, path string }{
+		{"temporal.tls.caFile", c.Temporal.TLS.CAFile},
+		{"temporal.tls.certFile", c.Temporal.TLS.CertFile},
+		{"temporal.tls.keyFile", c.Temporal.TLS.KeyFile},
+	} {
+		if f.path == "" {
+			continue
+		}
+		if !c.Temporal.TLS.Enabled {
+			bad(f.key, "is set but temporal.tls.enabled is false")
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			bad(f.key, "%v", err)
+		}
+	}
+	if err := checkHostPort(c.API.ListenAddress, true); err != nil {
+		bad("api.listenAddress", "%v", err)
+	}
+	positive := func(key string, d time.Duration) {
+		if d <= 0 {
+			bad(key, "must be a positive duration such as 5s, got %v", d)
+		}
+	}
+	positive("api.requestTimeout", c.API.RequestTimeout)
+	positive("api.retryAfter", c.API.RetryAfter)
+	positive("api.shutdownTimeout", c.API.ShutdownTimeout)
+	positive("worker.stopTimeout", c.Worker.StopTimeout)
+	if c.API.MaxBodyBytes < 256 {
+		bad("api.maxBodyBytes", "must be at least 256, got %d", c.API.MaxBodyBytes)
+	}
+	if c.Worker.MaxHistoryEvents != 0 && (c.Worker.MaxHistoryEvents < 100 || c.Worker.MaxHistoryEvents > 40000) {
+		bad("worker.maxHistoryEvents", "must be 0 (server decides) or between 100 and 40000, got %d", c.Worker.MaxHistoryEvents)
+	}
+	atLeast := func(key string, v, min int) {
+		if v < min {
+			bad(key, "must be at least %d, got %d", min, v)
+		}
+	}
+	atLeast("worker.stickyCacheSize", c.Worker.StickyCacheSize, 0)
+	atLeast("worker.workflowTaskPollers", c.Worker.WorkflowTaskPollers, 2)
+	atLeast("worker.activityTaskPollers", c.Worker.ActivityTaskPollers, 1)
+	atLeast("worker.maxConcurrentWorkflowTasks", c.Worker.MaxConcurrentWorkflowTasks, 2)
+	atLeast("worker.maxConcurrentActivities", c.Worker.MaxConcurrentActivities, 1)
+	if !c.Dev.InMemory && c.Dev.DataDir == "" {
+		bad("dev.dataDir", "must not be empty unless dev.inMemory is true")
+	}
+	if net.ParseIP(c.Dev.IP) == nil {
+		bad("dev.ip", "must be an IP address, got %q", c.Dev.IP)
+	}
+	if c.Dev.FrontendPort < 1 || c.Dev.FrontendPort > 65535 {
+		bad("dev.frontendPort", "must be a port number, got %d", c.Dev.FrontendPort)
+	}
+	if c.Dev.UIPort < 0 || c.Dev.UIPort > 65535 || c.Dev.UIPort == c.Dev.FrontendPort {
+		bad("dev.uiPort", "must be 0 (no UI) or a port number other than dev.frontendPort, got %d", c.Dev.UIPort)
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	lines := make([]string, len(errs))
+	for i, err := range errs {
+		lines[i] = "  - " + err.Error()
+	}
+	return fmt.Errorf("invalid configuration:\n%s", strings.Join(lines, "\n"))
+}
+
+func checkHostPort(addr string, hostOptional bool) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("must be host:port, got %q", addr)
+	}
+	if host == "" && !hostOptional {
+		return fmt.Errorf("needs a host, got %q", addr)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("has an invalid port in %q", addr)
+	}
+	return nil
+}
+
+// Redacted returns a copy safe to log: secrets are masked.
+func (c Config) Redacted() Config {
+	if c.Temporal.APIKey != "" {
+		c.Temporal.APIKey = "****"
+	}
+	return c
+}

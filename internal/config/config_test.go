@@ -1,0 +1,98 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestDefaultsAreValid(t *testing.T) {
+	t.Parallel()
+	require.NoError(t, Default().Validate())
+}
+
+func TestFileThenEnvironmentOverrideDefaults(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(`
+temporal:
+  address: temporal.example:7233
+  namespace: prod
+api:
+  requestTimeout: 2s
+worker:
+  maxHistoryEvents: 500
+`), 0o600))
+	cfg, err := Load(path, map[string]string{
+		"ARTIFACTSTATE_TEMPORAL_NAMESPACE":   "from-env",
+		"ARTIFACTSTATE_WORKER_STOP_TIMEOUT":  "3s",
+		"ARTIFACTSTATE_TEMPORAL_TLS_ENABLED": "true",
+	})
+	require.NoError(t, err)
+	require.Equal(t, "temporal.example:7233", cfg.Temporal.Address)
+	require.Equal(t, "from-env", cfg.Temporal.Namespace)
+	require.Equal(t, 2*time.Second, cfg.API.RequestTimeout)
+	require.Equal(t, 500, cfg.Worker.MaxHistoryEvents)
+	require.Equal(t, 3*time.Second, cfg.Worker.StopTimeout)
+	require.True(t, cfg.Temporal.TLS.Enabled)
+	require.Equal(t, ":8082", cfg.API.ListenAddress, "untouched keys keep their default")
+	require.NoError(t, cfg.Validate())
+}
+
+func TestUnknownFileKeyIsAnError(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	require.NoError(t, os.WriteFile(path, []byte("temporal:\n  adress: x:1\n"), 0o600))
+	_, err := Load(path, map[string]string{})
+	require.ErrorContains(t, err, "adress")
+}
+
+func TestBadEnvironmentValueIsAnError(t *testing.T) {
+	t.Parallel()
+	_, err := Load("", map[string]string{"ARTIFACTSTATE_API_REQUEST_TIMEOUT": "soon"})
+	require.ErrorContains(t, err, "ARTIFACTSTATE_API_REQUEST_TIMEOUT")
+}
+
+func TestValidateListsEveryProblem(t *testing.T) {
+	t.Parallel()
+	cfg := Default()
+	cfg.Log.Level = "loud"
+	cfg.Temporal.Address = "nohost"
+	cfg.Temporal.TaskQueue = ""
+	cfg.Temporal.APIKey = "secret"
+	cfg.API.RequestTimeout = 0
+	cfg.Worker.MaxHistoryEvents = 10
+	cfg.Dev.UIPort = cfg.Dev.FrontendPort
+	err := cfg.Validate()
+	require.Error(t, err)
+	for _, key := range []string{"log.level", "temporal.address", "temporal.taskQueue", "temporal.apiKey",
+		"api.requestTimeout", "worker.maxHistoryEvents", "dev.uiPort"} {
+		require.Contains(t, err.Error(), "  - "+key+": ")
+	}
+}
+
+func TestRedactedMasksSecrets(t *testing.T) {
+	t.Parallel()
+	cfg := Default()
+	cfg.Temporal.APIKey = "secret"
+	require.Equal(t, "****", cfg.Redacted().Temporal.APIKey)
+	require.Equal(t, "secret", cfg.Temporal.APIKey, "the original is untouched")
+}
+
+func TestEnvVarsNamesEveryLeaf(t *testing.T) {
+	t.Parallel()
+	names, err := EnvVars()
+	require.NoError(t, err)
+	for _, want := range []string{"ARTIFACTSTATE_TEMPORAL_ADDRESS", "ARTIFACTSTATE_TEMPORAL_TLS_CA_FILE",
+		"ARTIFACTSTATE_API_LISTEN_ADDRESS", "ARTIFACTSTATE_WORKER_MAX_HISTORY_EVENTS", "ARTIFACTSTATE_DEV_IN_MEMORY"} {
+		require.True(t, slices.Contains(names, want), "missing %s in %v", want, names)
+	}
+	for _, n := range names {
+		require.True(t, strings.HasPrefix(n, EnvPrefix), n)
+	}
+}

@@ -1,0 +1,288 @@
+// Package devserver runs a complete Temporal server (frontend, history,
+// matching, internal worker) and optionally its Web UI inside this process,
+// persisted to SQLite: the engine of the `dev` role and of the integration
+// tests.
+package devserver
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	uiserver "github.com/temporalio/ui-server/v2/server"
+	uiconfig "github.com/temporalio/ui-server/v2/server/config"
+	uiserveroptions "github.com/temporalio/ui-server/v2/server/server_options"
+	"go.temporal.io/server/common/authorization"
+	"go.temporal.io/server/common/cluster"
+	"go.temporal.io/server/common/config"
+	"go.temporal.io/server/common/dynamicconfig"
+	sqliteplugin "go.temporal.io/server/common/persistence/sql/sqlplugin/sqlite"
+	sqliteschema "go.temporal.io/server/schema/sqlite"
+	"go.temporal.io/server/temporal"
+)
+
+// Options configure an embedded server.
+type Options struct {
+	// IP the frontend and UI bind to, e.g. 127.0.0.1.
+	IP string
+	// FrontendPort is the gRPC port clients and the temporal CLI use.
+	FrontendPort int
+	// UIPort serves the Web UI; 0 runs no UI.
+	UIPort int
+	// DatabaseFile persists everything to SQLite at this path (created with
+	// its schema on first use); empty keeps everything in memory.
+	DatabaseFile string
+	// Namespaces are created if missing.
+	Namespaces []string
+	// Logger receives the server's logs at LogLevel and above.
+	Logger   *slog.Logger
+	LogLevel slog.Level
+	// DynamicConfig overrides server settings (tests use it to shrink limits).
+	DynamicConfig map[string]any
+}
+
+// Server is a running embedded Temporal server.
+type Server struct {
+	temporal temporal.Server
+	ui       *uiserver.Server
+	opts     Options
+	quiet    atomic.Bool
+}
+
+// New checks the options and prepares a server; Start runs it.
+func New(opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		return nil, errors.New("devserver: Logger is required")
+	}
+	if len(opts.Namespaces) == 0 {
+		return nil, errors.New("devserver: at least one namespace is required")
+	}
+	if opts.IP == "" || opts.FrontendPort == 0 {
+		return nil, errors.New("devserver: IP and FrontendPort are required")
+	}
+	return &Server{opts: opts}, nil
+}
+
+// Start starts the server and returns once its frontend accepts calls.
+func (s *Server) Start() error {
+	opts := s.opts
+	for _, p := range []int{opts.FrontendPort, opts.UIPort} {
+		if p == 0 {
+			continue
+		}
+		if err := checkFree(opts.IP, p); err != nil {
+			return err
+		}
+	}
+	conf, err := serverConfig(opts)
+	if err != nil {
+		return err
+	}
+	logger := newServerLogger(opts.Logger, opts.LogLevel, &s.quiet)
+	authorizer, err := authorization.GetAuthorizerFromConfig(&conf.Global.Authorization)
+	if err != nil {
+		return fmt.Errorf("devserver authorizer: %w", err)
+	}
+	claimMapper, err := authorization.GetClaimMapperFromConfig(&conf.Global.Authorization, logger)
+	if err != nil {
+		return fmt.Errorf("devserver claim mapper: %w", err)
+	}
+	serverOpts := []temporal.ServerOption{
+		temporal.WithConfig(conf),
+		temporal.ForServices(temporal.DefaultServices),
+		temporal.WithLogger(logger),
+		temporal.WithAuthorizer(authorizer),
+		temporal.WithClaimMapper(func(*config.Config) authorization.ClaimMapper { return claimMapper }),
+	}
+	if len(opts.DynamicConfig) > 0 {
+		dc := make(dynamicconfig.StaticClient, len(opts.DynamicConfig))
+		for k, v := range opts.DynamicConfig {
+			dc[dynamicconfig.MakeKey(k)] = v
+		}
+		serverOpts = append(serverOpts, temporal.WithDynamicConfigClient(dc))
+	}
+	srv, err := temporal.NewServer(serverOpts...)
+	if err != nil {
+		return fmt.Errorf("devserver: %w", err)
+	}
+	s.quiet.Store(true)
+	if err := srv.Start(); err != nil {
+		return fmt.Errorf("devserver start: %w", err)
+	}
+	s.quiet.Store(false)
+	s.temporal = srv
+	if opts.UIPort != 0 {
+		s.ui = uiserver.NewServer(uiserveroptions.WithConfigProvider(&uiconfig.Config{
+			Host:                opts.IP,
+			Port:                opts.UIPort,
+			TemporalGRPCAddress: s.FrontendAddress(),
+			EnableUI:            true,
+			DefaultNamespace:    opts.Namespaces[0],
+			CORS:                uiconfig.CORS{CookieInsecure: true},
+			HideLogs:            true,
+			DisableNewsFetch:    true,
+		}))
+		go func() {
+			if err := s.ui.Start(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				opts.Logger.Error("Temporal Web UI stopped", "error", err)
+			}
+		}()
+	}
+	return nil
+}
+
+// FrontendAddress is the host:port of the gRPC frontend.
+func (s *Server) FrontendAddress() string {
+	return net.JoinHostPort(s.opts.IP, strconv.Itoa(s.opts.FrontendPort))
+}
+
+// UIAddress is the Web UI's URL, empty when no UI runs.
+func (s *Server) UIAddress() string {
+	if s.opts.UIPort == 0 {
+		return ""
+	}
+	return "http://" + net.JoinHostPort(s.opts.IP, strconv.Itoa(s.opts.UIPort))
+}
+
+// Stop stops the UI and the server; the server closes its SQLite database.
+func (s *Server) Stop() error {
+	s.quiet.Store(true)
+	if s.ui != nil {
+		s.ui.Stop()
+	}
+	if s.temporal == nil {
+		return nil
+	}
+	return s.temporal.Stop()
+}
+
+func serverConfig(opts Options) (*config.Config, error) {
+	sqlConf, err := sqliteConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	conf := &config.Config{}
+	conf.Global.Membership = config.Membership{MaxJoinDuration: 30 * time.Second, BroadcastAddress: "127.0.0.1"}
+	conf.Persistence = config.Persistence{
+		DefaultStore:     "sqlite",
+		VisibilityStore:  "sqlite",
+		NumHistoryShards: 1,
+		DataStores:       map[string]config.DataStore{"sqlite": {SQL: sqlConf}},
+	}
+	conf.ClusterMetadata = &cluster.Config{
+		FailoverVersionIncrement: 10,
+		MasterClusterName:        "active",
+		CurrentClusterName:       "active",
+		ClusterInformation: map[string]cluster.ClusterInformation{
+			"active": {Enabled: true, InitialFailoverVersion: 1, RPCAddress: net.JoinHostPort("127.0.0.1", strconv.Itoa(opts.FrontendPort))},
+		},
+	}
+	conf.DCRedirectionPolicy = config.DCRedirectionPolicy{Policy: "noop"}
+	conf.Services = map[string]config.Service{}
+	for _, name := range []string{"frontend", "history", "matching", "worker"} {
+		svc := config.Service{}
+		if svc.RPC.MembershipPort, err = freePort(); err != nil {
+			return nil, err
+		}
+		if name == "frontend" {
+			svc.RPC.GRPCPort, svc.RPC.BindOnIP = opts.FrontendPort, opts.IP
+			// The HTTP API (Nexus endpoints) on any free port.
+			if svc.RPC.HTTPPort, err = freePort(); err != nil {
+				return nil, err
+			}
+		} else {
+			svc.RPC.BindOnLocalHost = true
+			if svc.RPC.GRPCPort, err = freePort(); err != nil {
+				return nil, err
+			}
+		}
+		conf.Services[name] = svc
+	}
+	conf.Archival.History.State = "disabled"
+	conf.Archival.Visibility.State = "disabled"
+	conf.NamespaceDefaults.Archival.History.State = "disabled"
+	conf.NamespaceDefaults.Archival.Visibility.State = "disabled"
+	conf.PublicClient.HostPort = net.JoinHostPort("127.0.0.1", strconv.Itoa(opts.FrontendPort))
+	return conf, nil
+}
+
+// sqliteConfig prepares the database: schema on a new file, namespaces.
+func sqliteConfig(opts Options) (*config.SQL, error) {
+	conf := &config.SQL{PluginName: sqliteplugin.PluginName}
+	if opts.DatabaseFile == "" {
+		conf.ConnectAttributes = map[string]string{"mode": "memory", "cache": "shared"}
+		conf.DatabaseName = "artifactstate-" + strconv.FormatUint(rand.Uint64(), 36)
+	} else {
+		// WAL with synchronous=NORMAL survives a process crash and is several
+		// times faster than the default rollback journal on slow disks.
+		conf.ConnectAttributes = map[string]string{"mode": "rwc", "_journal_mode": "wal", "_synchronous": "normal"}
+		conf.DatabaseName = opts.DatabaseFile
+		if _, err := os.Stat(opts.DatabaseFile); errors.Is(err, os.ErrNotExist) {
+			if err := os.MkdirAll(filepath.Dir(opts.DatabaseFile), 0o755); err != nil {
+				return nil, fmt.Errorf("devserver data dir: %w", err)
+			}
+			if err := sqliteschema.SetupSchema(conf); err != nil {
+				return nil, fmt.Errorf("devserver SQLite schema: %w", err)
+			}
+		} else if err != nil {
+			return nil, fmt.Errorf("devserver database file: %w", err)
+		} else if err := forgetMembers(opts.DatabaseFile); err != nil {
+			return nil, err
+		}
+	}
+	var namespaces []*sqliteschema.NamespaceConfig
+	for _, ns := range opts.Namespaces {
+		nc, err := sqliteschema.NewNamespaceConfig("active", ns, false, nil)
+		if err != nil {
+			return nil, fmt.Errorf("devserver namespace %s: %w", ns, err)
+		}
+		namespaces = append(namespaces, nc)
+	}
+	if err := sqliteschema.CreateNamespaces(conf, namespaces...); err != nil {
+		return nil, fmt.Errorf("devserver namespaces: %w", err)
+	}
+	return conf, nil
+}
+
+// forgetMembers deletes the cluster membership rows a previous process left
+// in the database. Its services listened on other ports; while their rows look
+// fresh the new server waits for them and answers "Not enough hosts to serve
+// the request" for up to a minute after a quick restart.
+func forgetMembers(path string) error {
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		return fmt.Errorf("devserver open %s: %w", path, err)
+	}
+	defer db.Close()
+	if _, err := db.Exec("DELETE FROM cluster_membership"); err != nil {
+		return fmt.Errorf("devserver reset cluster membership in %s: %w", path, err)
+	}
+	return nil
+}
+
+func checkFree(ip string, port int) error {
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
+	if err != nil {
+		return fmt.Errorf("devserver: port %d on %s is not free (is another Temporal or artifactstate running?): %w", port, ip, err)
+	}
+	return ln.Close()
+}
+
+// freePort asks the kernel for a free loopback port.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("devserver: no free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}

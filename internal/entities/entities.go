@@ -1,0 +1,224 @@
+// Package entities is the Temporal side of the API: it turns reads and writes
+// of one (user, artifact) pair into queries and signals of its entity
+// workflow, and Temporal's errors into the few outcomes the API tells apart.
+package entities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	"google.golang.org/grpc/codes"
+
+	"github.com/artifactstate/artifactstate/internal/entityid"
+	"github.com/artifactstate/artifactstate/internal/temporalclient"
+	"github.com/artifactstate/artifactstate/workflows"
+)
+
+var (
+	// ErrUnavailable means Temporal could not be reached or shed the load;
+	// the caller may retry later.
+	ErrUnavailable = errors.New("temporal is unavailable or overloaded")
+	// ErrTimeout means Temporal did not answer before the deadline.
+	ErrTimeout = errors.New("temporal did not answer in time")
+)
+
+// Client reads and writes entities through Temporal.
+type Client struct {
+	temporal  client.Client
+	taskQueue string
+	logger    *slog.Logger
+}
+
+// New returns a Client that starts entities on taskQueue.
+func New(temporal client.Client, taskQueue string, logger *slog.Logger) *Client {
+	return &Client{temporal: temporal, taskQueue: taskQueue, logger: logger}
+}
+
+// Apply durably records the command in the pair's entity, starting the entity
+// on its first write. A nil error means Temporal has persisted the command.
+func (c *Client) Apply(ctx context.Context, key entityid.Key, kind workflows.CommandKind) error {
+	if !kind.Valid() {
+		return fmt.Errorf("unknown command kind %q", kind)
+	}
+	ctx, attempts := temporalclient.WithAttempts(ctx)
+	err := c.signalWithStart(ctx, key, kind, workflows.State{}, enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE)
+	var closed *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &closed) {
+		// The entity ran before and was closed (terminated by an operator):
+		// re-create it from the state its last run ended with.
+		err = c.recreate(ctx, key, kind)
+	}
+	return classify(ctx, attempts, err)
+}
+
+func (c *Client) recreate(ctx context.Context, key entityid.Key, kind workflows.CommandKind) error {
+	last, err := c.lastRunState(ctx, key)
+	if err != nil {
+		return fmt.Errorf("recover the state of closed entity %s: %w", key, err)
+	}
+	c.logger.WarnContext(ctx, "Re-creating a closed entity from its last state",
+		"WorkflowID", key.WorkflowID(), "Version", last.Version, "Run", last.Run)
+	return c.signalWithStart(ctx, key, kind, last, enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE)
+}
+
+func (c *Client) signalWithStart(ctx context.Context, key entityid.Key, kind workflows.CommandKind, seed workflows.State, reuse enumspb.WorkflowIdReusePolicy) error {
+	opts := client.StartWorkflowOptions{
+		ID:                    key.WorkflowID(),
+		TaskQueue:             c.taskQueue,
+		WorkflowIDReusePolicy: reuse,
+	}
+	in := workflows.EntityInput{UserID: key.UserID, ArtifactID: key.ArtifactID, State: seed}
+	_, err := c.temporal.SignalWithStartWorkflow(ctx, key.WorkflowID(), workflows.CommandSignalName,
+		workflows.Command{Kind: kind}, opts, workflows.EntityWorkflowName, in)
+	return err
+}
+
+// State returns the pair's state; a pair never written is the zero State.
+// It reflects every write acknowledged before the call.
+func (c *Client) State(ctx context.Context, key entityid.Key) (workflows.State, error) {
+	return read(ctx, c, key, workflows.QueryGetAllStates, func(s workflows.State) workflows.State { return s })
+}
+
+// IsArtifactReadByUser answers the pair's read flag.
+func (c *Client) IsArtifactReadByUser(ctx context.Context, key entityid.Key) (bool, error) {
+	return read(ctx, c, key, workflows.QueryIsArtifactReadByUser, func(s workflows.State) bool { return s.ArtifactRead })
+}
+
+// IsArtifactInUserFeed answers the pair's in-feed flag.
+func (c *Client) IsArtifactInUserFeed(ctx context.Context, key entityid.Key) (bool, error) {
+	return read(ctx, c, key, workflows.QueryIsArtifactInUserFeed, func(s workflows.State) bool { return s.ArtifactInUserFeed })
+}
+
+// Ready checks that the Temporal frontend answers.
+func (c *Client) Ready(ctx context.Context) error {
+	ctx, attempts := temporalclient.WithAttempts(ctx)
+	_, err := c.temporal.CheckHealth(ctx, &client.CheckHealthRequest{})
+	return classify(ctx, attempts, err)
+}
+
+// read queries the entity. A pair with no workflow answers the zero value
+// without creating one. A closed entity whose last commands no workflow task
+// processed cannot be queried (the worker refuses to replay it); its state is
+// then folded from its history, as the re-creation does.
+func read[T any](ctx context.Context, c *Client, key entityid.Key, queryName string, pick func(workflows.State) T) (T, error) {
+	ctx, attempts := temporalclient.WithAttempts(ctx)
+	var out T
+	v, err := c.temporal.QueryWorkflow(ctx, key.WorkflowID(), "", queryName)
+	if err == nil {
+		if err := v.Get(&out); err != nil {
+			return out, fmt.Errorf("decode %s result of %s: %w", queryName, key, err)
+		}
+		return out, nil
+	}
+	var notFound *serviceerror.NotFound
+	if errors.As(err, &notFound) {
+		return out, nil
+	}
+	err = classify(ctx, attempts, err)
+	if transient(err) {
+		return out, err
+	}
+	closed, describeErr := c.closed(ctx, key)
+	if describeErr != nil || !closed {
+		return out, err
+	}
+	last, foldErr := c.lastRunState(ctx, key)
+	if foldErr != nil {
+		return out, classify(ctx, attempts, foldErr)
+	}
+	return pick(last), nil
+}
+
+func transient(err error) bool {
+	return errors.Is(err, ErrUnavailable) || errors.Is(err, ErrTimeout) || errors.Is(err, context.Canceled)
+}
+
+func (c *Client) closed(ctx context.Context, key entityid.Key) (bool, error) {
+	d, err := c.temporal.DescribeWorkflowExecution(ctx, key.WorkflowID(), "")
+	if err != nil {
+		return false, err
+	}
+	return d.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, nil
+}
+
+// lastRunState folds the latest run's history: its input state, then every
+// command signal in order, exactly as the workflow applies them. It includes
+// commands the run accepted but never processed (closed right after them).
+func (c *Client) lastRunState(ctx context.Context, key entityid.Key) (workflows.State, error) {
+	dc := converter.GetDefaultDataConverter()
+	var s workflows.State
+	started := false
+	it := c.temporal.GetWorkflowHistory(ctx, key.WorkflowID(), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			return s, err
+		}
+		switch ev.GetEventType() {
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+			var in workflows.EntityInput
+			if err := dc.FromPayloads(ev.GetWorkflowExecutionStartedEventAttributes().GetInput(), &in); err != nil {
+				return s, fmt.Errorf("decode the input of %s: %w", key, err)
+			}
+			s, started = workflows.StartState(in), true
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+			attrs := ev.GetWorkflowExecutionSignaledEventAttributes()
+			if attrs.GetSignalName() != workflows.CommandSignalName {
+				continue
+			}
+			var cmd workflows.Command
+			if err := dc.FromPayloads(attrs.GetInput(), &cmd); err != nil {
+				continue // the workflow drops undecodable signals too
+			}
+			_, _ = s.Apply(cmd.Kind) // and skips unknown kinds
+		}
+	}
+	if !started {
+		return s, fmt.Errorf("history of %s has no start event", key)
+	}
+	return s, nil
+}
+
+// classify maps Temporal's errors to ErrUnavailable and ErrTimeout (wrapped
+// with the cause) and passes everything else through.
+func classify(ctx context.Context, attempts *temporalclient.Attempts, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, context.Canceled):
+		return err
+	case unavailable(err):
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) || code(err) == codes.DeadlineExceeded:
+		// The SDK retried until the deadline: what failed last tells why.
+		if last := attempts.LastError(); unavailable(last) {
+			return fmt.Errorf("%w: %v", ErrUnavailable, last)
+		}
+		return fmt.Errorf("%w: %v", ErrTimeout, err)
+	}
+	return err
+}
+
+func unavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	switch code(err) {
+	case codes.Unavailable, codes.ResourceExhausted:
+		return true
+	}
+	return false
+}
+
+func code(err error) codes.Code {
+	if s := serviceerror.ToStatus(err); s != nil {
+		return s.Code()
+	}
+	return codes.Unknown
+}

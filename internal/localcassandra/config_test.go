@@ -1,0 +1,193 @@
+package localcassandra
+
+import (
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestYAMLHasRequiredKeys(t *testing.T) {
+	l := layout{"/run/dir with space"}
+	y, err := yamlFor(l, "127.0.0.1", 19042, 17000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"cluster_name: \"artifactstate-local\"\n",
+		"num_tokens: 1\n",
+		"initial_token: 0\n",
+		"partitioner: org.apache.cassandra.dht.Murmur3Partitioner\n",
+		"endpoint_snitch: SimpleSnitch\n",
+		"class_name: org.apache.cassandra.locator.SimpleSeedProvider\n",
+		"- seeds: \"127.0.0.1:17000\"\n", // must name this node or it tries to bootstrap
+		"listen_address: 127.0.0.1\n",
+		"rpc_address: 127.0.0.1\n",
+		"storage_port: 17000\n",
+		"native_transport_port: 19042\n",
+		"commitlog_sync: periodic\n",
+		"commitlog_sync_period: 10000ms\n",
+		"  - \"/run/dir with space/data/data\"\n",
+		"commitlog_directory: \"/run/dir with space/data/commitlog\"\n",
+		"hints_directory: ",
+		"saved_caches_directory: ",
+		"auto_snapshot: false\n",
+		"concurrent_compactors: 1\n",
+	} {
+		if !strings.Contains(y, want) {
+			t.Errorf("cassandra.yaml lacks %q:\n%s", want, y)
+		}
+	}
+}
+
+func TestJVMArgs(t *testing.T) {
+	lib := t.TempDir()
+	if _, err := jvmArgs(layout{"/r"}, lib, nil); err == nil {
+		t.Fatal("want error without a jamm jar")
+	}
+	jamm := filepath.Join(lib, "jamm-0.4.0.jar")
+	if err := os.WriteFile(jamm, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args, err := jvmArgs(layout{"/r"}, lib, []string{"-Xms512m", "-Xmx768m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"-Xmx768m", "-javaagent:" + jamm, "-Dcassandra.config=file:///r/conf/cassandra.yaml",
+		"-Dcassandra-foreground=yes", "java.base/sun.nio.ch=ALL-UNNAMED", "jdk.unsupported/sun.misc=ALL-UNNAMED",
+		"-Dcassandra.skip_wait_for_gossip_to_settle=0", "-Dcassandra.superuser_setup_delay_ms=0",
+	} {
+		if !slices.Contains(args, want) {
+			t.Errorf("jvm args lack %q: %q", want, args)
+		}
+	}
+	if got := args[len(args)-3:]; got[0] != "-cp" || got[1] != lib+"/*" || got[2] != mainClass {
+		t.Errorf("args end with %q, want -cp lib/* main class", got)
+	}
+}
+
+func TestFreePorts(t *testing.T) {
+	ports, err := freePorts(loopback, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ports) != 2 || ports[0] == ports[1] || ports[0] <= 0 || ports[1] <= 0 {
+		t.Fatalf("ports = %v, want two distinct ports", ports)
+	}
+	for _, p := range ports { // released again, so usable
+		ln, err := net.Listen("tcp", net.JoinHostPort(loopback, strconv.Itoa(p)))
+		if err != nil {
+			t.Fatalf("port %d not free: %v", p, err)
+		}
+		ln.Close()
+	}
+}
+
+func TestStateRoundTrip(t *testing.T) {
+	l := layout{t.TempDir()}
+	if _, err := readState(l); !errors.Is(err, errNoState) {
+		t.Fatalf("readState on empty dir = %v, want errNoState", err)
+	}
+	want := state{PID: 4242, Host: loopback, NativePort: 19042, StoragePort: 17000, Version: "5.0.9",
+		StartedAt: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)}
+	if err := writeState(l, want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := readState(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Fatalf("round trip: got %+v, want %+v", got, want)
+	}
+	if b, err := os.ReadFile(l.pidFile()); err != nil || string(b) != "4242\n" {
+		t.Fatalf("pid file = %q, %v", b, err)
+	}
+	if err := removeState(l); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readState(l); !errors.Is(err, errNoState) {
+		t.Fatalf("after removeState: %v, want errNoState", err)
+	}
+}
+
+func TestHeapFlags(t *testing.T) {
+	got, err := heapFlags("512m", "768m")
+	if err != nil || !slices.Equal(got, []string{"-Xms512m", "-Xmx768m"}) {
+		t.Fatalf("heapFlags = %v, %v", got, err)
+	}
+	got, err = heapFlags("512m", "300m") // min is capped to max
+	if err != nil || !slices.Equal(got, []string{"-Xms300m", "-Xmx300m"}) {
+		t.Fatalf("heapFlags = %v, %v", got, err)
+	}
+	for _, bad := range []string{"", "768", "lots", "0m", "-1g", "100m", "1t"} {
+		if _, err := heapFlags("512m", bad); err == nil {
+			t.Errorf("heapFlags(%q) accepted", bad)
+		}
+	}
+}
+
+func TestFindJava17(t *testing.T) {
+	fake := func(version string) string {
+		home := t.TempDir()
+		if err := os.MkdirAll(filepath.Join(home, "bin"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(home, "bin", "java"), nil, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		rel := "IMPLEMENTOR=\"x\"\nJAVA_VERSION=\"" + version + "\"\n"
+		if err := os.WriteFile(filepath.Join(home, "release"), []byte(rel), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return home
+	}
+	j17, j25 := fake("17.0.15"), fake("25.0.3")
+	if got, err := findJava17(j17); err != nil || got != j17 {
+		t.Fatalf("explicit 17: %q, %v", got, err)
+	}
+	if _, err := findJava17(j25); err == nil {
+		t.Fatal("explicit Java 25 accepted")
+	}
+	t.Setenv("JAVA_HOME", j17)
+	if got, err := findJava17(""); err != nil || got != j17 {
+		t.Fatalf("JAVA_HOME=17: %q, %v", got, err)
+	}
+	t.Setenv("JAVA_HOME", j25) // not 17: must fall back, never use 25
+	if got, err := findJava17(""); err == nil && got == j25 {
+		t.Fatal("JAVA_HOME=25 used")
+	}
+}
+
+func TestCacheRoot(t *testing.T) {
+	t.Setenv(CacheEnv, "")
+	t.Setenv("XDG_CACHE_HOME", "/xdg")
+	if got, _ := (Options{}).cacheRoot(); got != "/xdg/artifactstate/cassandra" {
+		t.Errorf("XDG cache root = %q", got)
+	}
+	t.Setenv(CacheEnv, "/override")
+	if got, _ := (Options{}).cacheRoot(); got != "/override" {
+		t.Errorf("env cache root = %q", got)
+	}
+	if got, _ := (Options{CacheDir: "/opt"}).cacheRoot(); got != "/opt" {
+		t.Errorf("explicit cache root = %q", got)
+	}
+}
+
+func TestTail(t *testing.T) {
+	if got := tail([]byte("a\nb\nc\n"), 2); got != "b\nc" {
+		t.Fatalf("tail = %q", got)
+	}
+}
+
+func TestFetchRejectsBadVersion(t *testing.T) {
+	if _, err := Fetch(t.Context(), Options{Version: "4.1.0", CacheDir: t.TempDir()}); err == nil {
+		t.Fatal("Fetch accepted 4.1.0")
+	}
+}

@@ -1,0 +1,67 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/artifactstate/artifactstate/internal/entities"
+)
+
+// apiError is every non-2xx answer: {"code":...,"error":...,"field":...}.
+type apiError struct {
+	status int
+	Code   string `json:"code"`
+	Error  string `json:"error"`
+	Field  string `json:"field,omitempty"`
+}
+
+func invalidField(field, reason string) *apiError {
+	return &apiError{status: http.StatusBadRequest, Code: "invalid_argument", Field: field, Error: field + ": " + reason}
+}
+
+func malformed(format string, args ...any) *apiError {
+	return &apiError{status: http.StatusBadRequest, Code: "malformed_request", Error: fmt.Sprintf(format, args...)}
+}
+
+func bodyTooLarge(limit int64) *apiError {
+	return &apiError{status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
+		Error: fmt.Sprintf("request body is larger than %d bytes", limit)}
+}
+
+// render writes e; 503 answers carry Retry-After.
+func (s *Server) render(c *gin.Context, e *apiError) {
+	if e.status == http.StatusServiceUnavailable {
+		c.Header("Retry-After", strconv.Itoa(int(math.Ceil(s.cfg.RetryAfter.Seconds()))))
+	}
+	writeJSON(c, e.status, e)
+}
+
+// fail answers a request whose call to Temporal failed, and logs why.
+func (s *Server) fail(c *gin.Context, err error) {
+	ctx := c.Request.Context()
+	var e *apiError
+	switch {
+	case errors.Is(err, entities.ErrUnavailable):
+		e = &apiError{status: http.StatusServiceUnavailable, Code: "unavailable",
+			Error: "the entity store (Temporal) is unavailable or overloaded; retry later"}
+		s.logger.WarnContext(ctx, "Temporal unavailable", "error", err)
+	case errors.Is(err, entities.ErrTimeout):
+		e = &apiError{status: http.StatusGatewayTimeout, Code: "timeout",
+			Error: fmt.Sprintf("the entity store (Temporal) did not answer within %v", s.cfg.RequestTimeout)}
+		s.logger.WarnContext(ctx, "Temporal timed out", "error", err)
+	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
+		// The client went away; nobody reads this answer.
+		e = &apiError{status: 499, Code: "client_closed_request", Error: "the client closed the request"}
+		s.logger.InfoContext(ctx, "Client closed the request", "error", err)
+	default:
+		e = &apiError{status: http.StatusInternalServerError, Code: "internal", Error: "internal error"}
+		s.logger.ErrorContext(ctx, "Request failed", "error", err)
+	}
+	s.render(c, e)
+}

@@ -1,0 +1,100 @@
+// Package server is the REST API (gin): the original /artifactState contract,
+// health endpoints, and JSON errors for everything that goes wrong.
+package server
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/artifactstate/artifactstate/internal/config"
+	"github.com/artifactstate/artifactstate/internal/entityid"
+	"github.com/artifactstate/artifactstate/workflows"
+)
+
+// Entities is what the API needs from the entity store (entities.Client).
+// Errors wrapping entities.ErrUnavailable answer 503, entities.ErrTimeout 504.
+type Entities interface {
+	Apply(ctx context.Context, key entityid.Key, kind workflows.CommandKind) error
+	State(ctx context.Context, key entityid.Key) (workflows.State, error)
+	IsArtifactReadByUser(ctx context.Context, key entityid.Key) (bool, error)
+	IsArtifactInUserFeed(ctx context.Context, key entityid.Key) (bool, error)
+	Ready(ctx context.Context) error
+}
+
+// Server holds the handlers' dependencies.
+type Server struct {
+	cfg      config.API
+	entities Entities
+	logger   *slog.Logger
+}
+
+// NewHandler returns the API's HTTP handler.
+func NewHandler(cfg config.API, entities Entities, logger *slog.Logger) http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	s := &Server{cfg: cfg, entities: entities, logger: logger}
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.ContextWithFallback = true
+	r.Use(s.recover, s.logRequests)
+	r.NoRoute(func(c *gin.Context) {
+		s.render(c, &apiError{status: http.StatusNotFound, Code: "not_found", Error: "no such endpoint: " + c.Request.URL.Path})
+	})
+	r.NoMethod(func(c *gin.Context) {
+		s.render(c, &apiError{status: http.StatusMethodNotAllowed, Code: "method_not_allowed",
+			Error: c.Request.Method + " is not allowed on " + c.Request.URL.Path})
+	})
+	s.routeLegacy(r)
+	s.routeHealth(r)
+	return r
+}
+
+func (s *Server) routeHealth(r gin.IRouter) {
+	r.GET("/healthz", func(c *gin.Context) {
+		writeJSON(c, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	r.GET("/readyz", func(c *gin.Context) {
+		ctx, cancel := context.WithTimeout(c.Request.Context(), min(s.cfg.RequestTimeout, 2*time.Second))
+		defer cancel()
+		if err := s.entities.Ready(ctx); err != nil {
+			s.logger.WarnContext(ctx, "Not ready", "error", err)
+			s.render(c, &apiError{status: http.StatusServiceUnavailable, Code: "unavailable",
+				Error: "Temporal is not reachable: " + err.Error()})
+			return
+		}
+		writeJSON(c, http.StatusOK, map[string]string{"status": "ready"})
+	})
+}
+
+// recover turns a panic into a logged 500 JSON answer.
+func (s *Server) recover(c *gin.Context) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.logger.ErrorContext(c.Request.Context(), "Handler panicked", "panic", p, "stack", string(debug.Stack()))
+			c.Abort()
+			s.render(c, &apiError{status: http.StatusInternalServerError, Code: "internal", Error: "internal error"})
+		}
+	}()
+	c.Next()
+}
+
+// logRequests logs each request: debug when it succeeds, louder when not.
+func (s *Server) logRequests(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	status := c.Writer.Status()
+	level := slog.LevelDebug
+	switch {
+	case status >= 500:
+		level = slog.LevelWarn
+	case status >= 400:
+		level = slog.LevelInfo
+	}
+	s.logger.Log(c.Request.Context(), level, "HTTP request",
+		"method", c.Request.Method, "route", c.FullPath(), "path", c.Request.URL.Path,
+		"status", status, "duration", time.Since(start))
+}

@@ -1,0 +1,237 @@
+package workflows
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+)
+
+var input = EntityInput{UserID: "Mike", ArtifactID: 1}
+
+// harness drives one run of the entity in the SDK test environment. Steps run
+// one simulated second apart; finish() ends the run with a continue-as-new
+// and returns the input it carries to the next run.
+type harness struct {
+	t    *testing.T
+	env  *testsuite.TestWorkflowEnvironment
+	step time.Duration
+}
+
+func newHarness(t *testing.T, opts Options) *harness {
+	t.Helper()
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestWorkflowEnvironment()
+	env.RegisterWorkflowWithOptions(NewEntity(opts).Run, workflow.RegisterOptions{Name: EntityWorkflowName})
+	return &harness{t: t, env: env}
+}
+
+func (h *harness) at(f func()) {
+	h.step += time.Second
+	h.env.RegisterDelayedCallback(f, h.step)
+}
+
+func (h *harness) signal(kinds ...CommandKind) {
+	h.at(func() {
+		for _, k := range kinds {
+			h.env.SignalWorkflow(CommandSignalName, Command{Kind: k})
+		}
+	})
+}
+
+// batch delivers the commands in one workflow task, in this order.
+func (h *harness) batch(kinds ...CommandKind) {
+	h.at(func() {
+		for _, k := range kinds[:len(kinds)-1] {
+			h.env.SignalWorkflowSkippingWorkflowTask(CommandSignalName, Command{Kind: k})
+		}
+		h.env.SignalWorkflow(CommandSignalName, Command{Kind: kinds[len(kinds)-1]})
+	})
+}
+
+func (h *harness) expectState(want State) {
+	h.at(func() {
+		require.Equal(h.t, want, h.query())
+	})
+}
+
+func (h *harness) query() State {
+	h.t.Helper()
+	v, err := h.env.QueryWorkflow(QueryGetAllStates)
+	require.NoError(h.t, err)
+	var s State
+	require.NoError(h.t, v.Get(&s))
+	return s
+}
+
+func (h *harness) queryBool(name string) bool {
+	h.t.Helper()
+	v, err := h.env.QueryWorkflow(name)
+	require.NoError(h.t, err)
+	var b bool
+	require.NoError(h.t, v.Get(&b))
+	return b
+}
+
+// finish triggers the server's continue-as-new suggestion with one more
+// command (trigger) and returns what the run carried over.
+func (h *harness) finish(in EntityInput, trigger CommandKind) EntityInput {
+	h.t.Helper()
+	h.at(func() {
+		h.env.SetContinueAsNewSuggested(true)
+		h.env.SignalWorkflow(CommandSignalName, Command{Kind: trigger})
+	})
+	h.env.ExecuteWorkflow(EntityWorkflowName, in)
+	return carried(h.t, h.env.GetWorkflowError())
+}
+
+func carried(t *testing.T, err error) EntityInput {
+	t.Helper()
+	var can *workflow.ContinueAsNewError
+	require.True(t, errors.As(err, &can), "want a continue-as-new, got %v", err)
+	require.Equal(t, EntityWorkflowName, can.WorkflowType.Name)
+	var next EntityInput
+	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+	return next
+}
+
+func TestEachCommand(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Options{})
+	h.expectState(State{Run: 1})
+	h.signal(SetArtifactReadByUser)
+	h.expectState(State{ArtifactRead: true, Version: 1, CommandsApplied: 1, Run: 1})
+	h.at(func() {
+		require.True(t, h.queryBool(QueryIsArtifactReadByUser))
+		require.False(t, h.queryBool(QueryIsArtifactInUserFeed))
+	})
+	h.signal(SetArtifactAddedToUserFeed)
+	h.expectState(State{ArtifactRead: true, ArtifactInUserFeed: true, Version: 2, CommandsApplied: 2, Run: 1})
+	h.at(func() { require.True(t, h.queryBool(QueryIsArtifactInUserFeed)) })
+	h.signal(SetArtifactRemovedFromUserFeed)
+	h.expectState(State{ArtifactRead: true, Version: 3, CommandsApplied: 3, Run: 1})
+	h.at(func() { require.False(t, h.queryBool(QueryIsArtifactInUserFeed)) })
+
+	next := h.finish(input, SetArtifactRemovedFromUserFeed)
+	require.Equal(t, EntityInput{UserID: "Mike", ArtifactID: 1,
+		State: State{ArtifactRead: true, Version: 3, CommandsApplied: 4, Run: 1}}, next)
+}
+
+func TestRepeatedCommandsAreIdempotent(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Options{})
+	h.signal(SetArtifactReadByUser, SetArtifactReadByUser, SetArtifactReadByUser)
+	h.expectState(State{ArtifactRead: true, Version: 1, CommandsApplied: 3, Run: 1})
+	h.signal(SetArtifactAddedToUserFeed, SetArtifactAddedToUserFeed)
+	h.expectState(State{ArtifactRead: true, ArtifactInUserFeed: true, Version: 2, CommandsApplied: 5, Run: 1})
+	h.signal(SetArtifactRemovedFromUserFeed, SetArtifactRemovedFromUserFeed)
+	h.expectState(State{ArtifactRead: true, Version: 3, CommandsApplied: 7, Run: 1})
+	// Removing what is not in the feed changes nothing.
+	next := h.finish(input, SetArtifactRemovedFromUserFeed)
+	require.Equal(t, State{ArtifactRead: true, Version: 3, CommandsApplied: 8, Run: 1}, next.State)
+}
+
+// Commands delivered in one workflow task are applied in history order.
+func TestCommandsInOneTaskKeepTheirOrder(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Options{})
+	h.batch(SetArtifactAddedToUserFeed, SetArtifactRemovedFromUserFeed)
+	h.expectState(State{Version: 2, CommandsApplied: 2, Run: 1})
+	h.batch(SetArtifactRemovedFromUserFeed, SetArtifactReadByUser, SetArtifactAddedToUserFeed)
+	h.expectState(State{ArtifactRead: true, ArtifactInUserFeed: true, Version: 4, CommandsApplied: 5, Run: 1})
+	next := h.finish(input, SetArtifactReadByUser)
+	require.True(t, next.State.ArtifactInUserFeed)
+}
+
+func TestUnknownCommandIsIgnored(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Options{})
+	h.signal(CommandKind("deleteEverything"), SetArtifactReadByUser)
+	h.expectState(State{ArtifactRead: true, Version: 1, CommandsApplied: 1, Run: 1})
+	next := h.finish(input, SetArtifactReadByUser)
+	require.Equal(t, uint64(2), next.State.CommandsApplied)
+}
+
+func TestCancellationIsIgnored(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Options{})
+	h.signal(SetArtifactReadByUser)
+	h.at(func() { h.env.CancelWorkflow() })
+	h.signal(SetArtifactAddedToUserFeed)
+	h.expectState(State{ArtifactRead: true, ArtifactInUserFeed: true, Version: 2, CommandsApplied: 2, Run: 1})
+	next := h.finish(input, SetArtifactAddedToUserFeed)
+	require.Equal(t, State{ArtifactRead: true, ArtifactInUserFeed: true, Version: 2, CommandsApplied: 3, Run: 1}, next.State)
+}
+
+// A chain of runs, each ended by the event budget, keeps the state and loses
+// no command.
+func TestContinueAsNewOnEventBudgetCarriesState(t *testing.T) {
+	t.Parallel()
+	const budget = 50
+	in := input
+	sequence := []CommandKind{SetArtifactAddedToUserFeed, SetArtifactReadByUser, SetArtifactRemovedFromUserFeed}
+	for run := uint64(1); run <= 3; run++ {
+		h := newHarness(t, Options{MaxHistoryEvents: budget})
+		before := in.State
+		h.signal(sequence[run-1])
+		h.at(func() {
+			s := h.query()
+			require.Equal(t, run, s.Run)
+			require.Equal(t, before.CommandsApplied+1, s.CommandsApplied)
+		})
+		h.at(func() {
+			h.env.SetCurrentHistoryLength(budget)
+			h.env.SignalWorkflow(CommandSignalName, Command{Kind: sequence[run-1]})
+		})
+		h.env.ExecuteWorkflow(EntityWorkflowName, in)
+		in = carried(t, h.env.GetWorkflowError())
+		require.Equal(t, run, in.State.Run)
+		require.Equal(t, 2*run, in.State.CommandsApplied)
+	}
+	require.Equal(t, State{ArtifactRead: true, ArtifactInUserFeed: false, Version: 3, CommandsApplied: 6, Run: 3}, in.State)
+}
+
+func TestBelowBudgetDoesNotContinueAsNew(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Options{MaxHistoryEvents: 1000})
+	h.at(func() {
+		h.env.SetCurrentHistoryLength(999)
+		h.env.SignalWorkflow(CommandSignalName, Command{Kind: SetArtifactReadByUser})
+	})
+	// Still running: the query sees run 1, and only the suggestion ends it.
+	h.expectState(State{ArtifactRead: true, Version: 1, CommandsApplied: 1, Run: 1})
+	next := h.finish(input, SetArtifactReadByUser)
+	require.Equal(t, uint64(2), next.State.CommandsApplied)
+}
+
+// Commands delivered in the same workflow task as the one that triggers the
+// continue-as-new are applied before the hand-over, never dropped.
+func TestCommandsRacingContinueAsNewAreCarried(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Options{})
+	h.signal(SetArtifactReadByUser)
+	h.at(func() {
+		h.env.SetContinueAsNewSuggested(true)
+		h.env.SignalWorkflowSkippingWorkflowTask(CommandSignalName, Command{Kind: SetArtifactAddedToUserFeed})
+		h.env.SignalWorkflowSkippingWorkflowTask(CommandSignalName, Command{Kind: SetArtifactRemovedFromUserFeed})
+		h.env.SignalWorkflow(CommandSignalName, Command{Kind: SetArtifactAddedToUserFeed})
+	})
+	h.env.ExecuteWorkflow(EntityWorkflowName, input)
+	next := carried(t, h.env.GetWorkflowError())
+	require.Equal(t, State{ArtifactRead: true, ArtifactInUserFeed: true, Version: 4, CommandsApplied: 4, Run: 1}, next.State)
+}
+
+func TestCarriedStateSeedsTheNextRun(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Options{})
+	prev := State{ArtifactRead: true, ArtifactInUserFeed: true, Version: 7, CommandsApplied: 40, Run: 5}
+	h.expectState(State{ArtifactRead: true, ArtifactInUserFeed: true, Version: 7, CommandsApplied: 40, Run: 6})
+	h.signal(SetArtifactRemovedFromUserFeed)
+	h.expectState(State{ArtifactRead: true, Version: 8, CommandsApplied: 41, Run: 6})
+	next := h.finish(EntityInput{UserID: "Mike", ArtifactID: 1, State: prev}, SetArtifactReadByUser)
+	require.Equal(t, State{ArtifactRead: true, Version: 8, CommandsApplied: 42, Run: 6}, next.State)
+}
