@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/artifactstate/artifactstate/internal/entities"
+	"github.com/artifactstate/artifactstate/internal/entityid"
 )
 
 // apiError is every non-2xx answer: {"code":...,"error":...,"field":...}.
@@ -45,23 +46,27 @@ func (s *Server) render(c *gin.Context, e *apiError) {
 // fail answers a request whose call to Temporal failed, and logs why.
 func (s *Server) fail(c *gin.Context, err error) {
 	ctx := c.Request.Context()
+	logger := s.logger
+	if key, ok := c.Get(keyParam); ok {
+		logger = logger.With("WorkflowID", key.(entityid.Key).WorkflowID())
+	}
 	var e *apiError
 	switch {
 	case errors.Is(err, entities.ErrUnavailable):
 		e = &apiError{status: http.StatusServiceUnavailable, Code: "unavailable",
 			Error: "the entity store (Temporal) is unavailable or overloaded; retry later"}
-		s.logger.WarnContext(ctx, "Temporal unavailable", "error", err)
+		logger.WarnContext(ctx, "Temporal unavailable", "error", err)
 	case errors.Is(err, entities.ErrTimeout):
 		e = &apiError{status: http.StatusGatewayTimeout, Code: "timeout",
 			Error: fmt.Sprintf("the entity store (Temporal) did not answer within %v", s.cfg.RequestTimeout)}
-		s.logger.WarnContext(ctx, "Temporal timed out", "error", err)
+		logger.WarnContext(ctx, "Temporal timed out", "error", err)
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
 		// The client went away; nobody reads this answer.
 		e = &apiError{status: 499, Code: "client_closed_request", Error: "the client closed the request"}
-		s.logger.InfoContext(ctx, "Client closed the request", "error", err)
+		logger.InfoContext(ctx, "Client closed the request", "error", err)
 	default:
 		e = &apiError{status: http.StatusInternalServerError, Code: "internal", Error: "internal error"}
-		s.logger.ErrorContext(ctx, "Request failed", "error", err)
+		logger.ErrorContext(ctx, "Request failed", "error", err)
 	}
 	s.render(c, e)
 }

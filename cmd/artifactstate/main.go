@@ -7,6 +7,12 @@ import (
 	"os"
 )
 
+// Set at build time by the Makefile (-ldflags -X).
+var (
+	version = "dev"
+	commit  = "unknown"
+)
+
 func main() {
 	if err := newRootCommand().Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "artifactstate:", err)

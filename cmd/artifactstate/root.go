@@ -31,7 +31,14 @@ Configuration: defaults < --config YAML file < ARTIFACTSTATE_* environment < fla
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newAPICommand(), newWorkerCommand(), newDevCommand())
+	root.AddCommand(newAPICommand(), newWorkerCommand(), newDevCommand(), &cobra.Command{
+		Use:   "version",
+		Short: "Print the version and commit",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			cmd.Printf("artifactstate %s (commit %s)\n", version, commit)
+		},
+	})
 	return root
 }
 
@@ -99,7 +106,7 @@ func newLogger(cfg config.Config, role, format string) (*slog.Logger, error) {
 // runApp runs an fx app of the given modules until SIGINT/SIGTERM, then
 // stops it in reverse order.
 func runApp(cfg config.Config, logger *slog.Logger, modules ...fx.Option) error {
-	logger.Info("Starting artifactstate", "config", cfg.Redacted())
+	logger.Info("Starting artifactstate", "version", version, "commit", commit, "config", cfg.Redacted())
 	hostname, err := os.Hostname()
 	if err != nil {
 		hostname = "unknown-host"

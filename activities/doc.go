@@ -1,0 +1,2 @@
+// Package activities holds the activities the entity workflow runs.
+package activities
