@@ -13,6 +13,7 @@ import (
 
 	"github.com/artifactstate/artifactstate/internal/config"
 	"github.com/artifactstate/artifactstate/internal/entities"
+	"github.com/artifactstate/artifactstate/internal/readmodel"
 )
 
 // Module serves the API on api.listenAddress for the app's lifetime. On stop
@@ -20,9 +21,13 @@ import (
 // in-flight requests to finish.
 var Module = fx.Module("server",
 	fx.Provide(func(e *entities.Client) Entities { return e }),
-	fx.Invoke(func(lc fx.Lifecycle, sd fx.Shutdowner, cfg config.Config, e Entities, logger *slog.Logger) {
+	fx.Invoke(func(lc fx.Lifecycle, sd fx.Shutdowner, cfg config.Config, e Entities, store *readmodel.Store, logger *slog.Logger) {
+		var rm ReadModel
+		if store != nil { // a nil *Store must not become a non-nil interface
+			rm = store
+		}
 		srv := &http.Server{
-			Handler:           NewHandler(cfg.API, e, logger),
+			Handler:           NewHandler(cfg.API, e, rm, logger),
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
 		}

@@ -117,13 +117,18 @@ func parseArtifactID(s string) (int64, *apiError) {
 func newKey(userID string, artifactID int64) (entityid.Key, *apiError) {
 	key, err := entityid.New(userID, artifactID)
 	if err != nil {
-		var fe *entityid.FieldError
-		if errors.As(err, &fe) {
-			return key, invalidField(fe.Field, fe.Reason)
-		}
-		return key, malformed("%v", err)
+		return key, fieldError(err)
 	}
 	return key, nil
+}
+
+// fieldError renders a validation error of package entityid.
+func fieldError(err error) *apiError {
+	var fe *entityid.FieldError
+	if errors.As(err, &fe) {
+		return invalidField(fe.Field, fe.Reason)
+	}
+	return malformed("%v", err)
 }
 
 func truncate(s string) string {

@@ -28,18 +28,22 @@ type Entities interface {
 
 // Server holds the handlers' dependencies.
 type Server struct {
-	cfg      config.API
-	entities Entities
-	logger   *slog.Logger
+	cfg       config.API
+	entities  Entities
+	readModel ReadModel
+	logger    *slog.Logger
 }
 
-// NewHandler returns the API's HTTP handler.
-func NewHandler(cfg config.API, entities Entities, logger *slog.Logger) http.Handler {
+// NewHandler returns the API's HTTP handler. readModel may be nil: the
+// endpoints served from it then answer 503.
+func NewHandler(cfg config.API, entities Entities, readModel ReadModel, logger *slog.Logger) http.Handler {
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{cfg: cfg, entities: entities, logger: logger}
+	s := &Server{cfg: cfg, entities: entities, readModel: readModel, logger: logger}
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
+	// Match routes on the escaped path, so a user ID may hold "%2F".
+	r.UseRawPath = true
 	r.Use(s.recover, s.logRequests)
 	r.NoRoute(func(c *gin.Context) {
 		s.render(c, &apiError{status: http.StatusNotFound, Code: "not_found", Error: "no such endpoint: " + c.Request.URL.Path})
@@ -49,7 +53,9 @@ func NewHandler(cfg config.API, entities Entities, logger *slog.Logger) http.Han
 			Error: c.Request.Method + " is not allowed on " + c.Request.URL.Path})
 	})
 	s.routeLegacy(r)
+	s.routeV1(r)
 	s.routeHealth(r)
+	r.GET("/openapi.yaml", func(c *gin.Context) { c.Data(http.StatusOK, "application/yaml", OpenAPI) })
 	return r
 }
 

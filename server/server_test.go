@@ -8,11 +8,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/gin-gonic/gin"
 	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
 
 	"github.com/artifactstate/artifactstate/internal/config"
 	"github.com/artifactstate/artifactstate/internal/entities"
@@ -65,7 +68,7 @@ func newTestServer(t *testing.T) (*httptest.Server, *memoryEntities) {
 	m := &memoryEntities{states: map[entityid.Key]workflows.State{}}
 	cfg := config.Default().API
 	cfg.MaxBodyBytes = 1024
-	srv := httptest.NewServer(NewHandler(cfg, m, slog.New(slog.DiscardHandler)))
+	srv := httptest.NewServer(NewHandler(cfg, m, nil, slog.New(slog.DiscardHandler)))
 	t.Cleanup(srv.Close)
 	return srv, m
 }
@@ -198,4 +201,66 @@ func TestHealthEndpoints(t *testing.T) {
 	r := call(t, "GET", srv.URL+"/readyz", "")
 	require.Equal(t, 503, r.status)
 	require.Equal(t, "1", r.header.Get("Retry-After"))
+}
+
+func TestReadModelEndpointsWithoutReadModelAnswer503(t *testing.T) {
+	t.Parallel()
+	srv, _ := newTestServer(t)
+	for _, path := range []string{"/v1/users/Mike/feed", "/v1/users/Mike/read", "/v1/users/Mike/artifacts/1?consistency=eventual"} {
+		r := call(t, "GET", srv.URL+path, "")
+		require.Equal(t, 503, r.status, path)
+		require.Contains(t, r.body, `"code":"read_model_not_configured"`, path)
+		require.Contains(t, r.body, "cassandra.hosts", path)
+	}
+	// The strong read does not need the read model.
+	r := call(t, "GET", srv.URL+"/v1/users/Mike%2FSmith/artifacts/1", "")
+	require.Equal(t, 200, r.status, r.body)
+	require.Equal(t, `{"userId":"Mike/Smith","artifactId":1,"artifactRead":false,"artifactInUserFeed":false,"version":0,"consistency":"strong"}`, r.body)
+}
+
+func TestV1BadInput(t *testing.T) {
+	t.Parallel()
+	srv, _ := newTestServer(t)
+	for path, field := range map[string]string{
+		"/v1/users/Mike/artifacts/x":                       "artifactId",
+		"/v1/users/Mike/artifacts/1?consistency=sometimes": "consistency",
+		"/v1/users/Mi%0Ake/artifacts/1":                    "userId",
+		"/v1/users/Mi%0Ake/feed":                           "userId",
+		"/v1/users/Mike/feed?pageSize=0":                   "pageSize",
+	} {
+		r := call(t, "GET", srv.URL+path, "")
+		require.Equal(t, 400, r.status, path)
+		require.Contains(t, r.body, `"field":"`+field+`"`, path)
+	}
+}
+
+// Every route the router serves is described in openapi.yaml, and the other
+// way round.
+func TestOpenAPIDescribesEveryRoute(t *testing.T) {
+	t.Parallel()
+	var doc struct {
+		Paths map[string]map[string]any `yaml:"paths"`
+	}
+	require.NoError(t, yaml.Unmarshal(OpenAPI, &doc))
+	documented := map[string]bool{}
+	for path, ops := range doc.Paths {
+		for method := range ops {
+			documented[strings.ToUpper(method)+" "+path] = true
+		}
+	}
+	served := map[string]bool{}
+	h := NewHandler(config.Default().API, &memoryEntities{}, nil, slog.New(slog.DiscardHandler)).(*gin.Engine)
+	for _, r := range h.Routes() {
+		path := regexp.MustCompile(`:(\w+)`).ReplaceAllString(r.Path, "{$1}")
+		served[r.Method+" "+path] = true
+	}
+	for route := range served {
+		require.True(t, documented[route], "%s is served but not in openapi.yaml", route)
+	}
+	for route := range documented {
+		if route == "GET /metrics" {
+			continue // served beside the router by the metrics module
+		}
+		require.True(t, served[route], "%s is in openapi.yaml but not served", route)
+	}
 }

@@ -9,28 +9,42 @@ import (
 	"fmt"
 	"log/slog"
 
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 	"go.uber.org/fx"
 
+	"github.com/artifactstate/artifactstate/activities"
 	"github.com/artifactstate/artifactstate/internal/config"
+	"github.com/artifactstate/artifactstate/internal/readmodel"
 	"github.com/artifactstate/artifactstate/workflows"
 )
 
-// Register registers everything a worker runs. Replay tests use it too, so
-// they check exactly what production runs.
-func Register(r sdkworker.Registry, opts workflows.Options) {
+// Register registers everything a worker runs; projection nil means no read
+// model. Replay tests use it too, so they check exactly what production runs.
+func Register(r sdkworker.Registry, opts workflows.Options, projection *activities.Projection) {
+	opts.Project = projection != nil
 	r.RegisterWorkflowWithOptions(workflows.NewEntity(opts).Run, workflow.RegisterOptions{Name: workflows.EntityWorkflowName})
+	if projection != nil {
+		r.RegisterActivityWithOptions(projection.ProjectState, activity.RegisterOptions{Name: activities.ProjectStateName})
+	}
 }
 
 // WorkflowOptions are the entity workflow's options from configuration.
-func WorkflowOptions(cfg config.Worker) workflows.Options {
-	return workflows.Options{MaxHistoryEvents: cfg.MaxHistoryEvents}
+func WorkflowOptions(cfg config.Config) workflows.Options {
+	p := cfg.Cassandra.Projection
+	return workflows.Options{
+		MaxHistoryEvents: cfg.Worker.MaxHistoryEvents,
+		Projection: activities.RetryOptions{
+			Timeout: p.Timeout, InitialInterval: p.RetryInitialInterval, MaxInterval: p.RetryMaxInterval,
+		},
+	}
 }
 
-// New returns a worker (not started) polling cfg.Temporal.TaskQueue.
-func New(c client.Client, cfg config.Config) sdkworker.Worker {
+// New returns a worker (not started) polling cfg.Temporal.TaskQueue;
+// projection nil means no read model.
+func New(c client.Client, cfg config.Config, projection *activities.Projection) sdkworker.Worker {
 	// The sticky cache is process-wide in the SDK; it must be set before the
 	// first worker starts.
 	sdkworker.SetStickyWorkflowCacheSize(cfg.Worker.StickyCacheSize)
@@ -41,14 +55,22 @@ func New(c client.Client, cfg config.Config) sdkworker.Worker {
 		MaxConcurrentActivityExecutionSize:     cfg.Worker.MaxConcurrentActivities,
 		WorkerStopTimeout:                      cfg.Worker.StopTimeout,
 	})
-	Register(w, WorkflowOptions(cfg.Worker))
+	Register(w, WorkflowOptions(cfg), projection)
 	return w
 }
 
 // Module starts the worker with the app and stops it (waiting for running
 // activities up to worker.stopTimeout) when the app stops.
 var Module = fx.Module("worker",
-	fx.Provide(New),
+	fx.Provide(
+		func(store *readmodel.Store) *activities.Projection {
+			if store == nil {
+				return nil
+			}
+			return activities.NewProjection(store, nil)
+		},
+		New,
+	),
 	fx.Invoke(func(lc fx.Lifecycle, w sdkworker.Worker, cfg config.Config, logger *slog.Logger) {
 		lc.Append(fx.Hook{
 			OnStart: func(context.Context) error {

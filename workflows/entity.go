@@ -2,8 +2,11 @@ package workflows
 
 import (
 	"fmt"
+	"time"
 
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/artifactstate/artifactstate/activities"
 )
 
 // State is what the queries of one pair answer.
@@ -63,16 +66,39 @@ type EntityInput struct {
 	// State carried over from the previous run (continue-as-new, or the
 	// re-creation of a closed entity); zero for a new entity.
 	State State `json:"state"`
+	// Projection is how far the read model had caught up.
+	Projection ProjectionProgress `json:"projection"`
 }
 
-// Options tune the entity workflow; they are worker configuration.
+// ProjectionProgress is the read model's progress, carried across runs.
+type ProjectionProgress struct {
+	// Version is the newest state version known to be in the read model.
+	Version uint64 `json:"version"`
+	// ChangedAt is when the state last changed (zero if unknown), to
+	// measure the projection lag.
+	ChangedAt time.Time `json:"changedAt"`
+}
+
+// Options tune the entity workflow; they are worker configuration. Each run
+// records the Options it starts with in its history (a side effect), so a
+// replay on a worker configured differently makes the same decisions; new
+// values take effect from the next run.
 type Options struct {
 	// MaxHistoryEvents makes a run continue as new once its history holds
 	// this many events, before the server suggests it (at about 4096 events
-	// or 4 MiB). Zero leaves the decision to the server alone. Each run
-	// records the value it uses, so changing it never breaks replay.
-	MaxHistoryEvents int
+	// or 4 MiB). Zero leaves the decision to the server alone.
+	MaxHistoryEvents int `json:"maxHistoryEvents"`
+	// Project writes every state change to the read model. It is re-read at
+	// each change (recorded when it flips), so enabling the read model
+	// reaches idle entities at their next write.
+	Project bool `json:"-"`
+	// Projection tunes the projection activity's timeout and retries.
+	Projection activities.RetryOptions `json:"projection"`
 }
+
+// rejectedProjectionRetry is how long a run waits, when the read model
+// rejected a projection, before it tries again (if nothing changed first).
+const rejectedProjectionRetry = 10 * time.Minute
 
 // Entity is the entity workflow. Register Entity.Run under
 // EntityWorkflowName.
@@ -84,8 +110,9 @@ type Entity struct {
 func NewEntity(opts Options) *Entity { return &Entity{opts: opts} }
 
 // Run is one run of an entity: it applies commands in arrival order, answers
-// queries, and continues as new, carrying its state, when its history grows
-// past the budget. It never completes on its own.
+// queries, projects changes to the read model, and continues as new, carrying
+// its state, when its history grows past the budget. It never completes on
+// its own.
 func (e *Entity) Run(ctx workflow.Context, in EntityInput) error {
 	logger := workflow.GetLogger(ctx)
 	// An entity is the only copy of its state: a cancellation request is
@@ -100,25 +127,38 @@ func (e *Entity) Run(ctx workflow.Context, in EntityInput) error {
 	if err := registerQueries(ctx, &s); err != nil {
 		return err
 	}
-	budget := e.historyBudget(ctx)
+	opts := e.recordOptions(ctx)
+	p := &projector{key: in, state: &s, progress: in.Projection, opts: opts.Projection}
+	if p.progress.ChangedAt.IsZero() {
+		p.progress.ChangedAt = workflow.Now(ctx)
+	}
+	projecting := false
 
 	commands := workflow.GetSignalChannel(ctx, CommandSignalName)
 	for {
 		var cmd Command
 		commands.Receive(ctx, &cmd)
-		applyLogged(logger, &s, cmd)
+		changed := applyLogged(logger, &s, cmd)
 		// Apply every command already delivered with this workflow task, so
 		// that a continue-as-new below carries all of them.
 		for commands.ReceiveAsync(&cmd) {
-			applyLogged(logger, &s, cmd)
+			changed = applyLogged(logger, &s, cmd) || changed
 		}
-		if !continueAsNewDue(ctx, budget) {
+		if changed {
+			p.progress.ChangedAt = workflow.Now(ctx)
+			if !projecting && e.projectionEnabled(ctx) {
+				projecting = true
+				workflow.Go(ctx, p.run)
+			}
+		}
+		if !continueAsNewDue(ctx, opts.MaxHistoryEvents) {
 			continue
 		}
 		// No update handler exists today; waiting keeps this correct if one
 		// is added. A signal that arrives after this point and before the
 		// run closes makes the server reject the continue-as-new and hand
-		// the signal to a retried workflow task, which applies it first.
+		// the signal to a retried workflow task, which applies it first. A
+		// projection still running is abandoned: the next run redoes it.
 		if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 			return err
 		}
@@ -126,33 +166,80 @@ func (e *Entity) Run(ctx workflow.Context, in EntityInput) error {
 		logger.Info("Continuing as new",
 			"HistoryLength", info.GetCurrentHistoryLength(),
 			"Suggested", info.GetContinueAsNewSuggested(),
-			"Run", s.Run, "Version", s.Version, "CommandsApplied", s.CommandsApplied)
+			"Run", s.Run, "Version", s.Version, "CommandsApplied", s.CommandsApplied,
+			"ProjectedVersion", p.progress.Version)
 		return workflow.NewContinueAsNewError(ctx, EntityWorkflowName, EntityInput{
 			UserID:     in.UserID,
 			ArtifactID: in.ArtifactID,
 			State:      s,
+			Projection: p.progress,
 		})
 	}
 }
 
-func applyLogged(logger interface{ Error(string, ...any) }, s *State, cmd Command) {
-	if _, err := s.Apply(cmd.Kind); err != nil {
+// projector writes the latest state to the read model whenever it is ahead
+// of what was written. Changes made while a projection runs coalesce: the
+// next projection writes the state as it is then.
+type projector struct {
+	key      EntityInput
+	state    *State
+	progress ProjectionProgress
+	opts     activities.RetryOptions
+}
+
+func (p *projector) run(ctx workflow.Context) {
+	logger := workflow.GetLogger(ctx)
+	for {
+		// The context is disconnected from cancellation: Await cannot fail.
+		_ = workflow.Await(ctx, func() bool { return p.state.Version > p.progress.Version })
+		in := activities.ProjectionInput{
+			UserID: p.key.UserID, ArtifactID: p.key.ArtifactID,
+			ArtifactRead: p.state.ArtifactRead, ArtifactInUserFeed: p.state.ArtifactInUserFeed,
+			Version: p.state.Version, ChangedAt: p.progress.ChangedAt,
+		}
+		if err := activities.ExecuteProjectState(ctx, p.opts, in).Get(ctx, nil); err != nil {
+			// Only a rejection ends the activity's unlimited retries.
+			logger.Error("Read model rejected the projection; trying again after the next change or a pause",
+				"Version", in.Version, "Pause", rejectedProjectionRetry, "Error", err)
+			_, _ = workflow.AwaitWithTimeout(ctx, rejectedProjectionRetry, func() bool { return p.state.Version > in.Version })
+			continue
+		}
+		p.progress.Version = in.Version
+		logger.Debug("Projected", "Version", in.Version, "Lag", workflow.Now(ctx).Sub(in.ChangedAt))
+	}
+}
+
+// recordOptions records the worker's Options in this run's history.
+func (e *Entity) recordOptions(ctx workflow.Context) Options {
+	var opts Options
+	v := workflow.SideEffect(ctx, func(workflow.Context) any { return e.opts })
+	if err := v.Get(&opts); err != nil {
+		panic(fmt.Sprintf("decode recorded options: %v", err)) // fails the task; retried
+	}
+	return opts
+}
+
+// projectionEnabled records, when it changes, whether this worker projects.
+func (e *Entity) projectionEnabled(ctx workflow.Context) bool {
+	var enabled bool
+	v := workflow.MutableSideEffect(ctx, "projectionEnabled",
+		func(workflow.Context) any { return e.opts.Project },
+		func(a, b any) bool { return a.(bool) == b.(bool) })
+	if err := v.Get(&enabled); err != nil {
+		panic(fmt.Sprintf("decode recorded projection flag: %v", err))
+	}
+	return enabled
+}
+
+// applyLogged applies cmd and reports whether a flag changed.
+func applyLogged(logger interface{ Error(string, ...any) }, s *State, cmd Command) bool {
+	changed, err := s.Apply(cmd.Kind)
+	if err != nil {
 		// Only a hand-made signal can carry an unknown kind (the API sends
 		// known kinds only); skipping it keeps the entity serving.
 		logger.Error("Ignoring invalid command", "Error", err)
 	}
-}
-
-// historyBudget records MaxHistoryEvents in this run's history, so a replay
-// on a worker configured differently makes the same decisions.
-func (e *Entity) historyBudget(ctx workflow.Context) int {
-	var budget int
-	v := workflow.SideEffect(ctx, func(workflow.Context) any { return e.opts.MaxHistoryEvents })
-	if err := v.Get(&budget); err != nil {
-		// A recorded int always decodes; fall back to the server's suggestion.
-		return 0
-	}
-	return budget
+	return changed
 }
 
 func continueAsNewDue(ctx workflow.Context, budget int) bool {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/artifactstate/artifactstate/internal/config"
 	"github.com/artifactstate/artifactstate/internal/entities"
+	"github.com/artifactstate/artifactstate/internal/readmodel"
 	"github.com/artifactstate/artifactstate/internal/temporalclient"
 	"github.com/artifactstate/artifactstate/server"
 )
@@ -18,6 +19,7 @@ func newAPICommand() *cobra.Command {
 	s := newSettings(cmd.Flags())
 	s.temporalFlags(cmd.Flags())
 	s.logFlags(cmd.Flags())
+	s.cassandraFlags(cmd.Flags())
 	s.stringFlag(cmd.Flags(), "listen", "API listen address, e.g. :8082", func(c *config.Config, v string) { c.API.ListenAddress = v })
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		cfg, err := s.load(cmd.Flags())
@@ -28,7 +30,7 @@ func newAPICommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return runApp(cfg, logger, temporalclient.Module, entities.Module, server.Module)
+		return runApp(cfg, logger, temporalclient.Module, readmodel.Module, entities.Module, server.Module)
 	}
 	return cmd
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/artifactstate/artifactstate/internal/config"
 	"github.com/artifactstate/artifactstate/internal/devserver"
 	"github.com/artifactstate/artifactstate/internal/entities"
+	"github.com/artifactstate/artifactstate/internal/readmodel"
 	"github.com/artifactstate/artifactstate/internal/temporalclient"
 	"github.com/artifactstate/artifactstate/server"
 	"github.com/artifactstate/artifactstate/worker"
@@ -27,6 +28,7 @@ and the API. The temporal CLI works against the frontend (default 127.0.0.1:7233
 	}
 	s := newSettings(cmd.Flags())
 	s.logFlags(cmd.Flags())
+	s.cassandraFlags(cmd.Flags())
 	s.stringFlag(cmd.Flags(), "listen", "API listen address", func(c *config.Config, v string) { c.API.ListenAddress = v })
 	s.stringFlag(cmd.Flags(), "data-dir", "directory of the SQLite database", func(c *config.Config, v string) { c.Dev.DataDir = v })
 	s.boolFlag(cmd.Flags(), "in-memory", "keep Temporal's data in memory only", func(c *config.Config, v bool) { c.Dev.InMemory = v })
@@ -55,7 +57,8 @@ and the API. The temporal CLI works against the frontend (default 127.0.0.1:7233
 			opts.DatabaseFile = filepath.Join(cfg.Dev.DataDir, "temporal.db")
 		}
 		return runApp(cfg, logger,
-			devserver.Module(opts), temporalclient.Module, entities.Module, worker.Module, server.Module)
+			devserver.Module(opts), readmodel.MigrateModule, temporalclient.Module, readmodel.Module,
+			entities.Module, worker.Module, server.Module)
 	}
 	return cmd
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -31,7 +32,7 @@ Configuration: defaults < --config YAML file < ARTIFACTSTATE_* environment < fla
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newAPICommand(), newWorkerCommand(), newDevCommand(), &cobra.Command{
+	root.AddCommand(newAPICommand(), newWorkerCommand(), newDevCommand(), newMigrateCommand(), &cobra.Command{
 		Use:   "version",
 		Short: "Print the version and commit",
 		Args:  cobra.NoArgs,
@@ -74,6 +75,21 @@ func (s *settings) temporalFlags(fs *pflag.FlagSet) {
 	s.stringFlag(fs, "temporal-address", "Temporal frontend host:port", func(c *config.Config, v string) { c.Temporal.Address = v })
 	s.stringFlag(fs, "namespace", "Temporal namespace", func(c *config.Config, v string) { c.Temporal.Namespace = v })
 	s.stringFlag(fs, "task-queue", "task queue of the entity workflows", func(c *config.Config, v string) { c.Temporal.TaskQueue = v })
+}
+
+func (s *settings) cassandraFlags(fs *pflag.FlagSet) {
+	s.stringFlag(fs, "cassandra-hosts", "Cassandra contact points, comma-separated host[:port] (empty: no read model)",
+		func(c *config.Config, v string) { c.Cassandra.Hosts = splitList(v) })
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func (s *settings) logFlags(fs *pflag.FlagSet) {

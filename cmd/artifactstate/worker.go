@@ -4,6 +4,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/artifactstate/artifactstate/internal/config"
+	"github.com/artifactstate/artifactstate/internal/readmodel"
 	"github.com/artifactstate/artifactstate/internal/temporalclient"
 	"github.com/artifactstate/artifactstate/worker"
 )
@@ -17,6 +18,7 @@ func newWorkerCommand() *cobra.Command {
 	s := newSettings(cmd.Flags())
 	s.temporalFlags(cmd.Flags())
 	s.logFlags(cmd.Flags())
+	s.cassandraFlags(cmd.Flags())
 	s.stringFlag(cmd.Flags(), "identity", "worker identity shown in workflow histories (default pid@host)",
 		func(c *config.Config, v string) { c.Worker.Identity = v })
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -28,7 +30,7 @@ func newWorkerCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return runApp(cfg, logger, temporalclient.Module, worker.Module)
+		return runApp(cfg, logger, temporalclient.Module, readmodel.Module, worker.Module)
 	}
 	return cmd
 }

@@ -10,6 +10,8 @@ import (
 	"io"
 	"net"
 	"os"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,11 +26,12 @@ const EnvPrefix = "ARTIFACTSTATE_"
 // Config is the whole configuration. The YAML keys and environment variables
 // are listed in the README's configuration reference.
 type Config struct {
-	Log      Log      `yaml:"log" envPrefix:"LOG_"`
-	Temporal Temporal `yaml:"temporal" envPrefix:"TEMPORAL_"`
-	API      API      `yaml:"api" envPrefix:"API_"`
-	Worker   Worker   `yaml:"worker" envPrefix:"WORKER_"`
-	Dev      Dev      `yaml:"dev" envPrefix:"DEV_"`
+	Log       Log       `yaml:"log" envPrefix:"LOG_"`
+	Temporal  Temporal  `yaml:"temporal" envPrefix:"TEMPORAL_"`
+	API       API       `yaml:"api" envPrefix:"API_"`
+	Worker    Worker    `yaml:"worker" envPrefix:"WORKER_"`
+	Cassandra Cassandra `yaml:"cassandra" envPrefix:"CASSANDRA_"`
+	Dev       Dev       `yaml:"dev" envPrefix:"DEV_"`
 }
 
 // Log configures the process logger.
@@ -91,6 +94,52 @@ type Worker struct {
 	StopTimeout time.Duration `yaml:"stopTimeout" env:"STOP_TIMEOUT"`
 }
 
+// Cassandra configures the read model the projection writes and the list
+// endpoints read. With no hosts there is no read model: the worker does not
+// project and the read-model endpoints answer 503.
+type Cassandra struct {
+	// Hosts are contact points, host or host:port (port defaults to 9042).
+	Hosts    []string `yaml:"hosts" env:"HOSTS" envSeparator:","`
+	Keyspace string   `yaml:"keyspace" env:"KEYSPACE"`
+	// Consistency of reads and writes, e.g. LOCAL_QUORUM, QUORUM, ONE.
+	Consistency string `yaml:"consistency" env:"CONSISTENCY"`
+	// LocalDC makes the driver prefer this datacenter's nodes.
+	LocalDC  string `yaml:"localDC" env:"LOCAL_DC"`
+	Username string `yaml:"username" env:"USERNAME"`
+	Password string `yaml:"password" env:"PASSWORD"`
+	TLS      TLS    `yaml:"tls" envPrefix:"TLS_"`
+	// ConnectTimeout bounds dialing; Timeout bounds each query.
+	ConnectTimeout time.Duration `yaml:"connectTimeout" env:"CONNECT_TIMEOUT"`
+	Timeout        time.Duration `yaml:"timeout" env:"TIMEOUT"`
+	// Replication of the keyspace `migrate` creates: SimpleStrategy with
+	// ReplicationFactor, or NetworkTopologyStrategy with Datacenters.
+	Replication Replication `yaml:"replication" envPrefix:"REPLICATION_"`
+	// Projection tunes the activity that writes the read model.
+	Projection Projection `yaml:"projection" envPrefix:"PROJECTION_"`
+}
+
+// Enabled reports whether a read model is configured.
+func (c Cassandra) Enabled() bool { return len(c.Hosts) > 0 }
+
+// Replication of the read-model keyspace.
+type Replication struct {
+	Class             string `yaml:"class" env:"CLASS"`
+	ReplicationFactor int    `yaml:"replicationFactor" env:"FACTOR"`
+	// Datacenters maps datacenter to replica count (NetworkTopologyStrategy);
+	// in the environment "dc1:3,dc2:3".
+	Datacenters map[string]int `yaml:"datacenters" env:"DATACENTERS" envSeparator:"," envKeyValSeparator:":"`
+}
+
+// Projection tunes the projection activity's retries: Cassandra being down
+// or slow never fails a write; the projection retries with a backoff growing
+// from RetryInitialInterval to RetryMaxInterval, so the read model catches up
+// within about RetryMaxInterval of Cassandra's return.
+type Projection struct {
+	Timeout              time.Duration `yaml:"timeout" env:"TIMEOUT"`
+	RetryInitialInterval time.Duration `yaml:"retryInitialInterval" env:"RETRY_INITIAL_INTERVAL"`
+	RetryMaxInterval     time.Duration `yaml:"retryMaxInterval" env:"RETRY_MAX_INTERVAL"`
+}
+
 // Dev configures the embedded Temporal server of the dev role.
 type Dev struct {
 	// DataDir holds the SQLite database, so a restart keeps every entity.
@@ -128,6 +177,18 @@ func Default() Config {
 			MaxConcurrentWorkflowTasks: 200,
 			MaxConcurrentActivities:    200,
 			StopTimeout:                10 * time.Second,
+		},
+		Cassandra: Cassandra{
+			Keyspace:       "artifactstate",
+			Consistency:    "LOCAL_QUORUM",
+			ConnectTimeout: 5 * time.Second,
+			Timeout:        5 * time.Second,
+			Replication:    Replication{Class: "SimpleStrategy", ReplicationFactor: 1},
+			Projection: Projection{
+				Timeout:              10 * time.Second,
+				RetryInitialInterval: time.Second,
+				RetryMaxInterval:     30 * time.Second,
+			},
 		},
 		Dev: Dev{
 			DataDir:      ".artifactstate",
@@ -280,6 +341,7 @@ func (c Config) Validate() error {
 	atLeast("worker.activityTaskPollers", c.Worker.ActivityTaskPollers, 1)
 	atLeast("worker.maxConcurrentWorkflowTasks", c.Worker.MaxConcurrentWorkflowTasks, 2)
 	atLeast("worker.maxConcurrentActivities", c.Worker.MaxConcurrentActivities, 1)
+	errs = append(errs, c.Cassandra.validate()...)
 	if !c.Dev.InMemory && c.Dev.DataDir == "" {
 		bad("dev.dataDir", "must not be empty unless dev.inMemory is true")
 	}
@@ -302,6 +364,70 @@ func (c Config) Validate() error {
 	return fmt.Errorf("invalid configuration:\n%s", strings.Join(lines, "\n"))
 }
 
+var keyspaceName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,47}$`)
+
+var consistencies = []string{"ANY", "ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE"}
+
+func (c Cassandra) validate() []error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("cassandra.%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	for _, h := range c.Hosts {
+		if h == "" || strings.ContainsAny(h, " /") {
+			bad("hosts", "%q is not a host or host:port", h)
+		} else if strings.Contains(h, ":") && !strings.HasPrefix(h, "[") {
+			if err := checkHostPort(h, false); err != nil {
+				bad("hosts", "%v", err)
+			}
+		}
+	}
+	if !keyspaceName.MatchString(c.Keyspace) {
+		bad("keyspace", "must be lower-case letters, digits and _ (starting with a letter, at most 48), got %q", c.Keyspace)
+	}
+	if !slices.Contains(consistencies, c.Consistency) {
+		bad("consistency", "must be one of %s, got %q", strings.Join(consistencies, ", "), c.Consistency)
+	}
+	if (c.Username == "") != (c.Password == "") {
+		bad("username", "username and password go together")
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		bad("tls", "certFile and keyFile go together")
+	}
+	for name, d := range map[string]time.Duration{
+		"connectTimeout": c.ConnectTimeout, "timeout": c.Timeout, "projection.timeout": c.Projection.Timeout,
+		"projection.retryInitialInterval": c.Projection.RetryInitialInterval, "projection.retryMaxInterval": c.Projection.RetryMaxInterval,
+	} {
+		if d <= 0 {
+			bad(name, "must be a positive duration, got %v", d)
+		}
+	}
+	if c.Projection.RetryMaxInterval < c.Projection.RetryInitialInterval {
+		bad("projection.retryMaxInterval", "must not be below projection.retryInitialInterval")
+	}
+	switch c.Replication.Class {
+	case "SimpleStrategy":
+		if c.Replication.ReplicationFactor < 1 {
+			bad("replication.replicationFactor", "must be at least 1, got %d", c.Replication.ReplicationFactor)
+		}
+	case "NetworkTopologyStrategy":
+		if len(c.Replication.Datacenters) == 0 {
+			bad("replication.datacenters", "NetworkTopologyStrategy needs at least one datacenter")
+		}
+		for dc, n := range c.Replication.Datacenters {
+			if !datacenterName.MatchString(dc) || n < 1 {
+				bad("replication.datacenters", "%q: %d is not a datacenter name with a replica count of at least 1", dc, n)
+			}
+		}
+	default:
+		bad("replication.class", "must be SimpleStrategy or NetworkTopologyStrategy, got %q", c.Replication.Class)
+	}
+	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return errs
+}
+
+var datacenterName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+
 func checkHostPort(addr string, hostOptional bool) error {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -320,6 +446,9 @@ func checkHostPort(addr string, hostOptional bool) error {
 func (c Config) Redacted() Config {
 	if c.Temporal.APIKey != "" {
 		c.Temporal.APIKey = "****"
+	}
+	if c.Cassandra.Password != "" {
+		c.Cassandra.Password = "****"
 	}
 	return c
 }

@@ -217,7 +217,7 @@ func TestQueuedCommandsKeepTheirOrder(t *testing.T) {
 	tt := testenv.StartTemporal(t, testenv.TemporalOptions{})
 	cfg := tt.Config()
 	c := testenv.Client(t, cfg, "order-test")
-	api := testenv.StartAPI(t, c, cfg)
+	api := testenv.StartAPI(t, c, cfg, nil)
 	s := &stack{temporal: tt, cfg: cfg, client: c, api: api}
 	for id, seq := range map[int64][]workflows.CommandKind{
 		1: {workflows.SetArtifactAddedToUserFeed, workflows.SetArtifactRemovedFromUserFeed},
@@ -228,7 +228,7 @@ func TestQueuedCommandsKeepTheirOrder(t *testing.T) {
 			require.Equal(t, `{"success":true}`, s.post(t, "/artifactState/"+string(kind), pairBody(id, "queued")).body)
 		}
 	}
-	testenv.StartWorker(t, c, cfg)
+	testenv.StartWorker(t, c, cfg, nil)
 	require.Equal(t, `{"answer":false,"artifactId":1,"userId":"queued"}`, s.get(t, "/artifactState/isArtifactInUserFeed", 1, "queued").body)
 	require.Equal(t, `{"answer":true,"artifactId":2,"userId":"queued"}`, s.get(t, "/artifactState/isArtifactInUserFeed", 2, "queued").body)
 	require.Equal(t, `{"artifactId":3,"artifactInUserFeed":false,"artifactRead":true,"userId":"queued"}`, s.get(t, "/artifactState/getAllStates", 3, "queued").body)

@@ -3,6 +3,10 @@ package integration
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,16 +16,63 @@ import (
 
 	"go.temporal.io/sdk/client"
 
+	"github.com/artifactstate/artifactstate/activities"
 	"github.com/artifactstate/artifactstate/internal/config"
+	"github.com/artifactstate/artifactstate/internal/readmodel"
 	"github.com/artifactstate/artifactstate/internal/testenv"
 )
 
-// stack is Temporal + one worker + the API, all real.
+// stack is Temporal + one worker + the API, all real; with a read model,
+// also a Cassandra keyspace and the projection.
 type stack struct {
 	temporal *testenv.Temporal
 	cfg      config.Config
 	client   client.Client
 	api      *httptest.Server
+	store    *readmodel.Store
+	lags     *lagRecorder
+}
+
+// lagRecorder keeps every projection lag observed.
+type lagRecorder struct {
+	mu   sync.Mutex
+	lags []time.Duration
+}
+
+func (l *lagRecorder) ObserveLag(d time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lags = append(l.lags, d)
+}
+
+// summary is "n=… p50=… p99=… max=…".
+func (l *lagRecorder) summary() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.lags) == 0 {
+		return "n=0"
+	}
+	s := slices.Clone(l.lags)
+	slices.Sort(s)
+	q := func(p float64) time.Duration { return s[int(p*float64(len(s)-1))] }
+	return fmt.Sprintf("n=%d p50=%v p90=%v p99=%v max=%v", len(s), q(0.5), q(0.9), q(0.99), s[len(s)-1])
+}
+
+// startStackWithReadModel is startStack plus a fresh keyspace on the test
+// Cassandra at hosts (testenv.CassandraHosts) and the projection.
+func startStackWithReadModel(t *testing.T, hosts []string, tune func(*config.Config)) *stack {
+	t.Helper()
+	tt := testenv.StartTemporal(t, testenv.TemporalOptions{})
+	cfg := tt.Config()
+	cassandra, store := testenv.ReadModel(t, hosts)
+	cfg.Cassandra = cassandra
+	if tune != nil {
+		tune(&cfg)
+	}
+	c := testenv.Client(t, cfg, "integration-test")
+	lags := &lagRecorder{}
+	testenv.StartWorker(t, c, cfg, activities.NewProjection(store, lags))
+	return &stack{temporal: tt, cfg: cfg, client: c, api: testenv.StartAPI(t, c, cfg, store), store: store, lags: lags}
 }
 
 func startStack(t *testing.T, tune func(*config.Config)) *stack {
@@ -36,8 +87,8 @@ func startStackOn(t *testing.T, tt *testenv.Temporal, tune func(*config.Config))
 		tune(&cfg)
 	}
 	c := testenv.Client(t, cfg, "integration-test")
-	testenv.StartWorker(t, c, cfg)
-	return &stack{temporal: tt, cfg: cfg, client: c, api: testenv.StartAPI(t, c, cfg)}
+	testenv.StartWorker(t, c, cfg, nil)
+	return &stack{temporal: tt, cfg: cfg, client: c, api: testenv.StartAPI(t, c, cfg, nil)}
 }
 
 type response struct {

@@ -36,6 +36,10 @@ type Options struct {
 	StartTimeout time.Duration
 	// Logger receives progress messages; default discards them.
 	Logger *slog.Logger
+	// NativePort (CQL) and StoragePort, when not zero, replace the free ports
+	// picked at each start: a test restarting a node on the same port checks
+	// that clients reconnect by themselves.
+	NativePort, StoragePort int
 }
 
 const (

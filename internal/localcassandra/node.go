@@ -102,6 +102,12 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 		return nil, err
 	}
 	nativePort, storagePort := ports[0], ports[1]
+	if opts.NativePort != 0 {
+		nativePort = opts.NativePort
+	}
+	if opts.StoragePort != 0 {
+		storagePort = opts.StoragePort
+	}
 	yml, err := yamlFor(l, loopback, nativePort, storagePort)
 	if err != nil {
 		return nil, fmt.Errorf("localcassandra: render cassandra.yaml: %w", err)

@@ -18,9 +18,11 @@ import (
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
 
+	"github.com/artifactstate/artifactstate/activities"
 	"github.com/artifactstate/artifactstate/internal/config"
 	"github.com/artifactstate/artifactstate/internal/devserver"
 	"github.com/artifactstate/artifactstate/internal/entities"
+	"github.com/artifactstate/artifactstate/internal/readmodel"
 	"github.com/artifactstate/artifactstate/internal/temporalclient"
 	"github.com/artifactstate/artifactstate/server"
 	"github.com/artifactstate/artifactstate/worker"
@@ -124,11 +126,11 @@ func Client(t testing.TB, cfg config.Config, identity string) client.Client {
 	return c
 }
 
-// StartWorker starts a worker like the binary's; it stops with the test
-// unless stopped before.
-func StartWorker(t testing.TB, c client.Client, cfg config.Config) sdkworker.Worker {
+// StartWorker starts a worker like the binary's (projection nil: no read
+// model); it stops with the test unless stopped before.
+func StartWorker(t testing.TB, c client.Client, cfg config.Config, projection *activities.Projection) sdkworker.Worker {
 	t.Helper()
-	w := worker.New(c, cfg)
+	w := worker.New(c, cfg, projection)
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -136,10 +138,15 @@ func StartWorker(t testing.TB, c client.Client, cfg config.Config) sdkworker.Wor
 	return w
 }
 
-// StartAPI serves the API handler on a free port; it stops with the test.
-func StartAPI(t testing.TB, c client.Client, cfg config.Config) *httptest.Server {
+// StartAPI serves the API handler on a free port (store nil: no read
+// model); it stops with the test.
+func StartAPI(t testing.TB, c client.Client, cfg config.Config, store *readmodel.Store) *httptest.Server {
 	t.Helper()
-	api := httptest.NewServer(server.NewHandler(cfg.API, entities.New(c, cfg.Temporal.TaskQueue, Logger()), Logger()))
+	var rm server.ReadModel
+	if store != nil {
+		rm = store
+	}
+	api := httptest.NewServer(server.NewHandler(cfg.API, entities.New(c, cfg.Temporal.TaskQueue, Logger()), rm, Logger()))
 	t.Cleanup(api.Close)
 	return api
 }

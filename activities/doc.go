@@ -1,2 +1,0 @@
-// Package activities holds the activities the entity workflow runs.
-package activities

@@ -1,0 +1,252 @@
+// Package readmodel is the Cassandra read model: the schema and its
+// migrations, the projection's idempotent writes, and the reads the entity
+// workflows cannot answer (a user's feed, what a user has read) plus an
+// eventually-consistent read of one pair.
+package readmodel
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	gocql "github.com/apache/cassandra-gocql-driver/v2"
+
+	"github.com/artifactstate/artifactstate/internal/config"
+)
+
+// Row is the projected state of one (user, artifact) pair.
+type Row struct {
+	UserID             string
+	ArtifactID         int64
+	ArtifactRead       bool
+	ArtifactInUserFeed bool
+	// Version is the entity's state version: every statement of a projection
+	// is written USING TIMESTAMP Version, so a projection of an older version,
+	// or the same one again, changes nothing.
+	Version uint64
+	// ChangedAt is when the entity's state last changed (workflow time).
+	ChangedAt time.Time
+}
+
+// Page is one page of artifact IDs; Next is empty on the last page.
+type Page struct {
+	ArtifactIDs []int64
+	Next        string
+}
+
+// Store reads and writes the read model. It connects lazily and retries the
+// connection on later calls, so a process starts while Cassandra is down.
+type Store struct {
+	cfg    config.Cassandra
+	logger *slog.Logger
+
+	mu      sync.Mutex
+	session *gocql.Session
+}
+
+// NewStore returns a Store for cfg; it does not connect yet.
+func NewStore(cfg config.Cassandra, logger *slog.Logger) *Store {
+	return &Store{cfg: cfg, logger: logger}
+}
+
+// Close closes the session, if one was opened.
+func (s *Store) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.session != nil {
+		s.session.Close()
+		s.session = nil
+	}
+}
+
+func (s *Store) connect() (*gocql.Session, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.session != nil && !s.session.Closed() {
+		return s.session, nil
+	}
+	session, err := newCluster(s.cfg, s.cfg.Keyspace).CreateSession()
+	if err != nil {
+		return nil, classify(fmt.Errorf("connect to Cassandra %v: %w", s.cfg.Hosts, err))
+	}
+	s.logger.Info("Connected to the read model", "hosts", s.cfg.Hosts, "keyspace", s.cfg.Keyspace)
+	s.session = session
+	return session, nil
+}
+
+// Ping checks that the read model answers.
+func (s *Store) Ping(ctx context.Context) error {
+	session, err := s.connect()
+	if err != nil {
+		return err
+	}
+	var v string
+	return classify(session.Query("SELECT release_version FROM system.local").WithContext(ctx).Scan(&v))
+}
+
+// Write projects row. Every statement carries the version as its write
+// timestamp (Cassandra keeps the cell with the highest timestamp), which is
+// what makes older, repeated and reordered projections harmless.
+func (s *Store) Write(ctx context.Context, row Row) error {
+	session, err := s.connect()
+	if err != nil {
+		return err
+	}
+	b := session.Batch(gocql.UnloggedBatch).WithContext(ctx).WithTimestamp(int64(row.Version))
+	b.Query(`INSERT INTO artifact_state (user_id, artifact_id, artifact_read, artifact_in_user_feed, version, changed_at)
+		VALUES (?, ?, ?, ?, ?, ?)`, row.UserID, row.ArtifactID, row.ArtifactRead, row.ArtifactInUserFeed, int64(row.Version), row.ChangedAt)
+	if row.ArtifactInUserFeed {
+		b.Query(`INSERT INTO user_feed (user_id, artifact_id) VALUES (?, ?)`, row.UserID, row.ArtifactID)
+	} else {
+		b.Query(`DELETE FROM user_feed WHERE user_id = ? AND artifact_id = ?`, row.UserID, row.ArtifactID)
+	}
+	if row.ArtifactRead {
+		b.Query(`INSERT INTO user_read (user_id, artifact_id) VALUES (?, ?)`, row.UserID, row.ArtifactID)
+	} else {
+		b.Query(`DELETE FROM user_read WHERE user_id = ? AND artifact_id = ?`, row.UserID, row.ArtifactID)
+	}
+	return classify(b.Exec())
+}
+
+// Get returns the projected row of a pair; ok is false if none was projected.
+func (s *Store) Get(ctx context.Context, userID string, artifactID int64) (row Row, ok bool, err error) {
+	session, err := s.connect()
+	if err != nil {
+		return row, false, err
+	}
+	var version int64
+	err = session.Query(`SELECT artifact_read, artifact_in_user_feed, version, changed_at FROM artifact_state
+		WHERE user_id = ? AND artifact_id = ?`, userID, artifactID).WithContext(ctx).
+		Scan(&row.ArtifactRead, &row.ArtifactInUserFeed, &version, &row.ChangedAt)
+	if errors.Is(err, gocql.ErrNotFound) {
+		return Row{UserID: userID, ArtifactID: artifactID}, false, nil
+	}
+	if err != nil {
+		return row, false, classify(err)
+	}
+	row.UserID, row.ArtifactID, row.Version = userID, artifactID, uint64(version)
+	return row, true, nil
+}
+
+// Feed lists the artifacts in the user's feed, by ascending artifact ID.
+func (s *Store) Feed(ctx context.Context, userID string, pageSize int, pageToken string) (Page, error) {
+	return s.list(ctx, `SELECT artifact_id FROM user_feed WHERE user_id = ?`, userID, pageSize, pageToken)
+}
+
+// ReadArtifacts lists the artifacts the user has read, by ascending ID.
+func (s *Store) ReadArtifacts(ctx context.Context, userID string, pageSize int, pageToken string) (Page, error) {
+	return s.list(ctx, `SELECT artifact_id FROM user_read WHERE user_id = ?`, userID, pageSize, pageToken)
+}
+
+// ErrBadPageToken means the page token was not one this service issued.
+var ErrBadPageToken = errors.New("invalid page token")
+
+func (s *Store) list(ctx context.Context, stmt, userID string, pageSize int, pageToken string) (Page, error) {
+	state, err := base64.RawURLEncoding.DecodeString(pageToken)
+	if err != nil {
+		return Page{}, ErrBadPageToken
+	}
+	session, err := s.connect()
+	if err != nil {
+		return Page{}, err
+	}
+	iter := session.Query(stmt, userID).WithContext(ctx).PageSize(pageSize).PageState(state).Iter()
+	page := Page{ArtifactIDs: make([]int64, 0, min(iter.NumRows(), pageSize))}
+	var id int64
+	for iter.Scan(&id) {
+		page.ArtifactIDs = append(page.ArtifactIDs, id)
+	}
+	next := iter.PageState()
+	if err := iter.Close(); err != nil {
+		var proto gocql.RequestError
+		if pageToken != "" && errors.As(err, &proto) && proto.Code() == gocql.ErrCodeProtocol {
+			return Page{}, ErrBadPageToken
+		}
+		return Page{}, classify(err)
+	}
+	if len(next) > 0 {
+		page.Next = base64.RawURLEncoding.EncodeToString(next)
+	}
+	return page, nil
+}
+
+func newCluster(cfg config.Cassandra, keyspace string) *gocql.ClusterConfig {
+	c := gocql.NewCluster(cfg.Hosts...)
+	c.Keyspace = keyspace
+	c.Consistency = gocql.ParseConsistency(cfg.Consistency)
+	c.ConnectTimeout = cfg.ConnectTimeout
+	c.Timeout = cfg.Timeout
+	c.WriteTimeout = cfg.Timeout
+	if cfg.LocalDC != "" {
+		c.PoolConfig.HostSelectionPolicy = gocql.TokenAwareHostPolicy(gocql.DCAwareRoundRobinPolicy(cfg.LocalDC))
+	}
+	if cfg.Username != "" {
+		c.Authenticator = gocql.PasswordAuthenticator{Username: cfg.Username, Password: cfg.Password}
+	}
+	if cfg.TLS.Enabled {
+		c.SslOpts = &gocql.SslOptions{
+			Config:                 &tls.Config{MinVersion: tls.VersionTLS12, ServerName: cfg.TLS.ServerName},
+			CaPath:                 cfg.TLS.CAFile,
+			CertPath:               cfg.TLS.CertFile,
+			KeyPath:                cfg.TLS.KeyFile,
+			EnableHostVerification: true,
+		}
+	}
+	// Keep retrying to reconnect to nodes that went down.
+	c.ReconnectInterval = 5 * time.Second
+	return c
+}
+
+// Errors of the read model, as the API and the projection tell them apart.
+var (
+	// ErrUnavailable: no node answered, or they are overloaded; retry.
+	ErrUnavailable = errors.New("read model (Cassandra) is unavailable")
+	// ErrTimeout: Cassandra did not answer in time; retry.
+	ErrTimeout = errors.New("read model (Cassandra) timed out")
+	// ErrRejected: Cassandra refused the request (schema, syntax,
+	// permissions); retrying the same request cannot succeed.
+	ErrRejected = errors.New("read model (Cassandra) rejected the request")
+)
+
+// classify wraps a Cassandra error into one of the errors above; it is the
+// only place that knows gocql's error types. Unknown errors count as
+// unavailable (retryable): a wrong guess costs a retry, not a lost write.
+func classify(err error) error {
+	if err == nil || errors.Is(err, ErrUnavailable) || errors.Is(err, ErrTimeout) || errors.Is(err, ErrRejected) {
+		return err
+	}
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	var reqErr gocql.RequestError
+	if errors.As(err, &reqErr) {
+		switch reqErr.Code() {
+		case gocql.ErrCodeSyntax, gocql.ErrCodeInvalid, gocql.ErrCodeConfig, gocql.ErrCodeUnauthorized,
+			gocql.ErrCodeCredentials, gocql.ErrCodeAlreadyExists:
+			return fmt.Errorf("%w: %v", ErrRejected, err)
+		case gocql.ErrCodeWriteTimeout, gocql.ErrCodeReadTimeout:
+			return fmt.Errorf("%w: %v", ErrTimeout, err)
+		}
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	var netErr net.Error
+	switch {
+	case errors.Is(err, gocql.ErrKeyspaceDoesNotExist):
+		// Retryable: in a deployment the migration job may still be running.
+		return fmt.Errorf("%w: %v (run `artifactstate migrate`)", ErrUnavailable, err)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, gocql.ErrTimeoutNoResponse),
+		errors.As(err, &netErr) && netErr.Timeout():
+		return fmt.Errorf("%w: %v", ErrTimeout, err)
+	}
+	return fmt.Errorf("%w: %v", ErrUnavailable, err)
+}
+
+// Retryable reports whether retrying the request that failed with err may
+// succeed.
+func Retryable(err error) bool { return err != nil && !errors.Is(err, ErrRejected) }
