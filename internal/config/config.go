@@ -31,7 +31,31 @@ type Config struct {
 	API       API       `yaml:"api" envPrefix:"API_"`
 	Worker    Worker    `yaml:"worker" envPrefix:"WORKER_"`
 	Cassandra Cassandra `yaml:"cassandra" envPrefix:"CASSANDRA_"`
+	Metrics   Metrics   `yaml:"metrics" envPrefix:"METRICS_"`
+	Tracing   Tracing   `yaml:"tracing" envPrefix:"TRACING_"`
 	Dev       Dev       `yaml:"dev" envPrefix:"DEV_"`
+}
+
+// Metrics configures the Prometheus endpoint. The api and dev roles serve
+// /metrics on the API port; the worker role serves /metrics, /healthz and
+// /readyz on ListenAddress.
+type Metrics struct {
+	ListenAddress string `yaml:"listenAddress" env:"LISTEN_ADDRESS"`
+	// Pprof serves net/http/pprof under /debug/pprof/ next to /metrics.
+	Pprof bool `yaml:"pprof" env:"PPROF"`
+}
+
+// Tracing configures OpenTelemetry tracing: off unless an OTLP endpoint is
+// set.
+type Tracing struct {
+	// OTLPEndpoint is the OTLP/gRPC collector, host:port; empty: no tracing.
+	OTLPEndpoint string `yaml:"otlpEndpoint" env:"OTLP_ENDPOINT"`
+	// Insecure sends spans without TLS.
+	Insecure bool `yaml:"insecure" env:"INSECURE"`
+	// SampleRatio is the share of new traces recorded, 0 to 1.
+	SampleRatio float64 `yaml:"sampleRatio" env:"SAMPLE_RATIO"`
+	// ServiceName names this service in traces.
+	ServiceName string `yaml:"serviceName" env:"SERVICE_NAME"`
 }
 
 // Log configures the process logger.
@@ -190,6 +214,8 @@ func Default() Config {
 				RetryMaxInterval:     30 * time.Second,
 			},
 		},
+		Metrics: Metrics{ListenAddress: ":9090"},
+		Tracing: Tracing{SampleRatio: 1, ServiceName: "artifactstate"},
 		Dev: Dev{
 			DataDir:      ".artifactstate",
 			IP:           "127.0.0.1",
@@ -342,6 +368,20 @@ func (c Config) Validate() error {
 	atLeast("worker.maxConcurrentWorkflowTasks", c.Worker.MaxConcurrentWorkflowTasks, 2)
 	atLeast("worker.maxConcurrentActivities", c.Worker.MaxConcurrentActivities, 1)
 	errs = append(errs, c.Cassandra.validate()...)
+	if err := checkHostPort(c.Metrics.ListenAddress, true); err != nil {
+		bad("metrics.listenAddress", "%v", err)
+	}
+	if c.Tracing.OTLPEndpoint != "" {
+		if err := checkHostPort(c.Tracing.OTLPEndpoint, false); err != nil {
+			bad("tracing.otlpEndpoint", "%v", err)
+		}
+	}
+	if c.Tracing.SampleRatio < 0 || c.Tracing.SampleRatio > 1 {
+		bad("tracing.sampleRatio", "must be between 0 and 1, got %v", c.Tracing.SampleRatio)
+	}
+	if c.Tracing.ServiceName == "" {
+		bad("tracing.serviceName", "must not be empty")
+	}
 	if !c.Dev.InMemory && c.Dev.DataDir == "" {
 		bad("dev.dataDir", "must not be empty unless dev.inMemory is true")
 	}
