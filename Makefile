@@ -10,7 +10,7 @@ COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 # The one build command; the Dockerfile runs the same target.
 GO_BUILD := CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)"
 
-.PHONY: run test build lint clean cassandra-start cassandra-stop
+.PHONY: run test build lint clean cassandra-start cassandra-stop record-histories replay-corpus
 
 build:
 	$(GO_BUILD) -o $(BIN) ./cmd/artifactstate
@@ -21,8 +21,22 @@ run: build
 test:
 	scripts/test
 
+# Linters (pinned in tools/go.mod): vet, staticcheck, and the SDK's
+# determinism checker on the workflow code.
 lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	go vet ./...
+	go tool -modfile=tools/go.mod staticcheck ./...
+	go tool -modfile=tools/go.mod workflowcheck ./workflows/...
+
+# Regenerate the replay corpus for the current workflow code (see
+# docs/workflow-versioning.md); files of earlier versions are kept.
+record-histories: build
+	$(BIN) record-histories --out replaytests/testdata
+
+# Replay the corpus with the binary (the tests do the same).
+replay-corpus: build
+	$(BIN) replay $(addprefix --file ,$(wildcard replaytests/testdata/*.json.gz))
 
 # A local Cassandra for development, data kept in .data/cassandra.
 cassandra-start:

@@ -22,13 +22,19 @@ import (
 )
 
 // Register registers everything a worker runs; projection nil means no read
-// model. Replay tests use it too, so they check exactly what production runs.
+// model.
 func Register(r sdkworker.Registry, opts workflows.Options, projection *activities.Projection) {
 	opts.Project = projection != nil
-	r.RegisterWorkflowWithOptions(workflows.NewEntity(opts).Run, workflow.RegisterOptions{Name: workflows.EntityWorkflowName})
+	RegisterWorkflows(r, opts)
 	if projection != nil {
 		r.RegisterActivityWithOptions(projection.ProjectState, activity.RegisterOptions{Name: activities.ProjectStateName})
 	}
+}
+
+// RegisterWorkflows registers the workflows alone. Replayers use it too, so
+// replay tests check exactly the code production runs.
+func RegisterWorkflows(r sdkworker.WorkflowRegistry, opts workflows.Options) {
+	r.RegisterWorkflowWithOptions(workflows.NewEntity(opts).Run, workflow.RegisterOptions{Name: workflows.EntityWorkflowName})
 }
 
 // WorkflowOptions are the entity workflow's options from configuration.

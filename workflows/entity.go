@@ -133,6 +133,15 @@ func (e *Entity) Run(ctx workflow.Context, in EntityInput) error {
 		p.progress.ChangedAt = workflow.Now(ctx)
 	}
 	projecting := false
+	project := func() {
+		if !projecting && e.projectionEnabled(ctx) {
+			projecting = true
+			workflow.Go(ctx, p.run)
+		}
+	}
+	if s.Version > p.progress.Version {
+		project() // the previous run ended before its last projection
+	}
 
 	commands := workflow.GetSignalChannel(ctx, CommandSignalName)
 	for {
@@ -146,10 +155,7 @@ func (e *Entity) Run(ctx workflow.Context, in EntityInput) error {
 		}
 		if changed {
 			p.progress.ChangedAt = workflow.Now(ctx)
-			if !projecting && e.projectionEnabled(ctx) {
-				projecting = true
-				workflow.Go(ctx, p.run)
-			}
+			project()
 		}
 		if !continueAsNewDue(ctx, opts.MaxHistoryEvents) {
 			continue

@@ -84,6 +84,7 @@ func TestCarriedUnprojectedStateIsProjected(t *testing.T) {
 	in := EntityInput{UserID: "Mike", ArtifactID: 1,
 		State:      State{ArtifactRead: true, Version: 5, CommandsApplied: 9, Run: 2},
 		Projection: ProjectionProgress{Version: 4}}
+	h.at(func() { require.Equal(t, []uint64{5}, rm.versions(), "projected before any new command") })
 	h.signal(SetArtifactAddedToUserFeed)
 	h.at(func() { require.Equal(t, uint64(6), rm.last().Version) })
 	next := h.finish(in, SetArtifactAddedToUserFeed)

@@ -32,14 +32,15 @@ Configuration: defaults < --config YAML file < ARTIFACTSTATE_* environment < fla
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newAPICommand(), newWorkerCommand(), newDevCommand(), newMigrateCommand(), &cobra.Command{
-		Use:   "version",
-		Short: "Print the version and commit",
-		Args:  cobra.NoArgs,
-		Run: func(cmd *cobra.Command, _ []string) {
-			cmd.Printf("artifactstate %s (commit %s)\n", version, commit)
-		},
-	})
+	root.AddCommand(newAPICommand(), newWorkerCommand(), newDevCommand(), newMigrateCommand(),
+		newRecordHistoriesCommand(), newReplayCommand(), &cobra.Command{
+			Use:   "version",
+			Short: "Print the version and commit",
+			Args:  cobra.NoArgs,
+			Run: func(cmd *cobra.Command, _ []string) {
+				cmd.Printf("artifactstate %s (commit %s)\n", version, commit)
+			},
+		})
 	return root
 }
 

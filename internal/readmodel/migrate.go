@@ -129,7 +129,7 @@ func Migrate(ctx context.Context, cfg config.Cassandra, logger *slog.Logger) err
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
 	applied := map[int]bool{}
-	iter := session.Query("SELECT version FROM schema_migrations").WithContext(ctx).Iter()
+	iter := session.Query("SELECT version FROM schema_migrations").IterContext(ctx)
 	var v int
 	for iter.Scan(&v) {
 		applied[v] = true
@@ -147,7 +147,7 @@ func Migrate(ctx context.Context, cfg config.Cassandra, logger *slog.Logger) err
 			}
 		}
 		if err := session.Query("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-			m.Version, m.Name, time.Now()).WithContext(ctx).Exec(); err != nil {
+			m.Version, m.Name, time.Now()).ExecContext(ctx); err != nil {
 			return fmt.Errorf("record migration %s: %w", m.Name, err)
 		}
 		logger.Info("Applied read-model migration", "keyspace", cfg.Keyspace, "migration", m.Name)
@@ -157,7 +157,7 @@ func Migrate(ctx context.Context, cfg config.Cassandra, logger *slog.Logger) err
 }
 
 func execDDL(ctx context.Context, s *gocql.Session, stmt string) error {
-	if err := s.Query(stmt).WithContext(ctx).Exec(); err != nil {
+	if err := s.Query(stmt).ExecContext(ctx); err != nil {
 		return classify(err)
 	}
 	// Later statements and other nodes must see the change.

@@ -87,7 +87,7 @@ func (s *Store) Ping(ctx context.Context) error {
 		return err
 	}
 	var v string
-	return classify(session.Query("SELECT release_version FROM system.local").WithContext(ctx).Scan(&v))
+	return classify(session.Query("SELECT release_version FROM system.local").ScanContext(ctx, &v))
 }
 
 // Write projects row. Every statement carries the version as its write
@@ -98,7 +98,7 @@ func (s *Store) Write(ctx context.Context, row Row) error {
 	if err != nil {
 		return err
 	}
-	b := session.Batch(gocql.UnloggedBatch).WithContext(ctx).WithTimestamp(int64(row.Version))
+	b := session.Batch(gocql.UnloggedBatch).WithTimestamp(int64(row.Version))
 	b.Query(`INSERT INTO artifact_state (user_id, artifact_id, artifact_read, artifact_in_user_feed, version, changed_at)
 		VALUES (?, ?, ?, ?, ?, ?)`, row.UserID, row.ArtifactID, row.ArtifactRead, row.ArtifactInUserFeed, int64(row.Version), row.ChangedAt)
 	if row.ArtifactInUserFeed {
@@ -111,7 +111,7 @@ func (s *Store) Write(ctx context.Context, row Row) error {
 	} else {
 		b.Query(`DELETE FROM user_read WHERE user_id = ? AND artifact_id = ?`, row.UserID, row.ArtifactID)
 	}
-	return classify(b.Exec())
+	return classify(b.ExecContext(ctx))
 }
 
 // Get returns the projected row of a pair; ok is false if none was projected.
@@ -122,8 +122,8 @@ func (s *Store) Get(ctx context.Context, userID string, artifactID int64) (row R
 	}
 	var version int64
 	err = session.Query(`SELECT artifact_read, artifact_in_user_feed, version, changed_at FROM artifact_state
-		WHERE user_id = ? AND artifact_id = ?`, userID, artifactID).WithContext(ctx).
-		Scan(&row.ArtifactRead, &row.ArtifactInUserFeed, &version, &row.ChangedAt)
+		WHERE user_id = ? AND artifact_id = ?`, userID, artifactID).
+		ScanContext(ctx, &row.ArtifactRead, &row.ArtifactInUserFeed, &version, &row.ChangedAt)
 	if errors.Is(err, gocql.ErrNotFound) {
 		return Row{UserID: userID, ArtifactID: artifactID}, false, nil
 	}
@@ -156,7 +156,7 @@ func (s *Store) list(ctx context.Context, stmt, userID string, pageSize int, pag
 	if err != nil {
 		return Page{}, err
 	}
-	iter := session.Query(stmt, userID).WithContext(ctx).PageSize(pageSize).PageState(state).Iter()
+	iter := session.Query(stmt, userID).PageSize(pageSize).PageState(state).IterContext(ctx)
 	page := Page{ArtifactIDs: make([]int64, 0, min(iter.NumRows(), pageSize))}
 	var id int64
 	for iter.Scan(&id) {

@@ -1,0 +1,276 @@
+// Package record regenerates the replay corpus: it runs every scenario the
+// entity workflow knows against a real, embedded Temporal server and saves
+// the resulting histories (`artifactstate record-histories`).
+package record
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/artifactstate/artifactstate/activities"
+	"github.com/artifactstate/artifactstate/internal/devserver"
+	"github.com/artifactstate/artifactstate/internal/entities"
+	"github.com/artifactstate/artifactstate/internal/entityid"
+	"github.com/artifactstate/artifactstate/internal/histories"
+	"github.com/artifactstate/artifactstate/internal/readmodel"
+	"github.com/artifactstate/artifactstate/worker"
+	"github.com/artifactstate/artifactstate/workflows"
+)
+
+// Task queues of the recording, one per worker configuration.
+const (
+	queueMain    = "record-main"    // projection on, server-decided continue-as-new
+	queueBudget  = "record-budget"  // projection on, a budget of 100 events
+	queueNoProj  = "record-noproj"  // no read model
+	queueBatched = "record-batched" // its worker starts after the commands are queued
+	namespace    = "default"
+)
+
+// Run records every scenario into outDir as
+// v<HistoryVersion>-<scenario>[-run<N>].json.gz and returns the files written.
+func Run(ctx context.Context, outDir string, logger *slog.Logger) ([]string, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	srv, err := devserver.New(devserver.Options{IP: "127.0.0.1", FrontendPort: port, Namespaces: []string{namespace},
+		Logger: logger, LogLevel: slog.LevelError})
+	if err != nil {
+		return nil, err
+	}
+	if err := srv.Start(); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err := srv.Stop(); err != nil {
+			logger.Warn("Stop the recording server", "error", err)
+		}
+	}()
+	c, err := client.Dial(client.Options{HostPort: srv.FrontendAddress(), Namespace: namespace,
+		Logger: sdklog.NewStructuredLogger(logger.With("component", "temporal-sdk"))})
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+
+	r := &recorder{c: c, logger: logger, outDir: outDir, writer: &scriptedWriter{plans: map[string]*plan{}}}
+	for _, w := range []struct {
+		queue  string
+		opts   workflows.Options
+		noProj bool
+	}{
+		{queueMain, workflows.Options{}, false},
+		{queueBudget, workflows.Options{MaxHistoryEvents: 100}, false},
+		{queueNoProj, workflows.Options{}, true},
+	} {
+		if err := r.startWorker(w.queue, w.opts, w.noProj); err != nil {
+			return nil, err
+		}
+	}
+	defer r.stopWorkers()
+	for _, sc := range scenarios {
+		logger.Info("Recording", "scenario", sc.name)
+		if err := sc.run(ctx, r, sc.name); err != nil {
+			return r.files, fmt.Errorf("scenario %s: %w", sc.name, err)
+		}
+	}
+	return r.files, nil
+}
+
+type recorder struct {
+	c       client.Client
+	logger  *slog.Logger
+	outDir  string
+	writer  *scriptedWriter
+	workers []sdkworker.Worker
+	files   []string
+}
+
+var projectionRetries = activities.RetryOptions{Timeout: 5 * time.Second, InitialInterval: 100 * time.Millisecond, MaxInterval: time.Second}
+
+func (r *recorder) startWorker(queue string, opts workflows.Options, noProjection bool) error {
+	w := sdkworker.New(r.c, queue, sdkworker.Options{})
+	opts.Projection = projectionRetries
+	var p *activities.Projection
+	if !noProjection {
+		p = activities.NewProjection(r.writer, nil)
+	}
+	worker.Register(w, opts, p)
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start worker on %s: %w", queue, err)
+	}
+	r.workers = append(r.workers, w)
+	return nil
+}
+
+func (r *recorder) stopWorkers() {
+	for _, w := range r.workers {
+		w.Stop()
+	}
+}
+
+func (r *recorder) entities(queue string) *entities.Client {
+	return entities.New(r.c, queue, r.logger)
+}
+
+// apply sends the commands one by one, each acknowledged before the next.
+func (r *recorder) apply(ctx context.Context, queue string, key entityid.Key, kinds ...workflows.CommandKind) error {
+	e := r.entities(queue)
+	for _, k := range kinds {
+		if err := e.Apply(ctx, key, k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// settle waits until the entity has no pending workflow task or activity,
+// so the saved history ends where a running entity rests.
+func (r *recorder) settle(ctx context.Context, key entityid.Key) error {
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		d, err := r.c.DescribeWorkflowExecution(ctx, key.WorkflowID(), "")
+		if err != nil {
+			return err
+		}
+		if d.GetPendingWorkflowTask() == nil && len(d.GetPendingActivities()) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("%s did not settle within a minute", key)
+}
+
+// saveChain saves every run of the entity, oldest first, following the
+// continue-as-new links back from the current run.
+func (r *recorder) saveChain(ctx context.Context, scenario string, key entityid.Key) error {
+	if err := r.settle(ctx, key); err != nil {
+		return err
+	}
+	var runs []*history.History
+	runID := ""
+	for {
+		h, err := r.fetch(ctx, key, runID)
+		if err != nil {
+			return err
+		}
+		runs = append(runs, h)
+		prev := h.GetEvents()[0].GetWorkflowExecutionStartedEventAttributes().GetContinuedExecutionRunId()
+		if prev == "" {
+			break
+		}
+		runID = prev
+	}
+	slices.Reverse(runs)
+	if len(runs) == 1 {
+		return r.save(scenario, runs[0])
+	}
+	for i, h := range runs {
+		if err := r.save(scenario+"-run"+strconv.Itoa(i+1), h); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *recorder) fetch(ctx context.Context, key entityid.Key, runID string) (*history.History, error) {
+	it := r.c.GetWorkflowHistory(ctx, key.WorkflowID(), runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	h := &history.History{}
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			return nil, err
+		}
+		h.Events = append(h.Events, ev)
+	}
+	if len(h.Events) == 0 {
+		return nil, fmt.Errorf("empty history for %s run %q", key, runID)
+	}
+	return h, nil
+}
+
+func (r *recorder) save(name string, h *history.History) error {
+	path := filepath.Join(r.outDir, fmt.Sprintf("v%d-%s.json.gz", workflows.HistoryVersion, name))
+	if err := histories.Save(path, h); err != nil {
+		return err
+	}
+	r.files = append(r.files, path)
+	return nil
+}
+
+// scriptedWriter is the read model of the recording: per user, it can fail
+// the first attempts (retried by Temporal) or reject them (not retried).
+type scriptedWriter struct {
+	mu    sync.Mutex
+	plans map[string]*plan
+}
+
+type plan struct {
+	unavailable int // attempts to fail with ErrUnavailable
+	rejections  int // attempts to fail with ErrRejected
+	written     uint64
+}
+
+func (w *scriptedWriter) script(user string, p plan) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.plans[user] = &p
+}
+
+func (w *scriptedWriter) Write(_ context.Context, row readmodel.Row) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	p := w.plans[row.UserID]
+	if p == nil {
+		p = &plan{}
+		w.plans[row.UserID] = p
+	}
+	switch {
+	case p.rejections > 0:
+		p.rejections--
+		return readmodel.ErrRejected
+	case p.unavailable > 0:
+		p.unavailable--
+		return readmodel.ErrUnavailable
+	}
+	p.written = max(p.written, row.Version)
+	return nil
+}
+
+func (w *scriptedWriter) writtenVersion(user string) uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if p := w.plans[user]; p != nil {
+		return p.written
+	}
+	return 0
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+var errTimeout = errors.New("timed out")

@@ -1,0 +1,91 @@
+package replaytests
+
+import (
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/artifactstate/artifactstate/internal/histories"
+	"github.com/artifactstate/artifactstate/workflows"
+)
+
+// corpus lists the recorded histories: every file in testdata is picked up.
+func corpus(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("testdata", "*.json*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatal("no histories in testdata: run `make record-histories`")
+	}
+	return files
+}
+
+func logger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// TestCorpusReplays replays every recorded history against the current
+// workflow code, registered exactly as the worker registers it.
+func TestCorpusReplays(t *testing.T) {
+	t.Parallel()
+	replayer := histories.NewReplayer()
+	for _, file := range corpus(t) {
+		t.Run(strings.TrimSuffix(filepath.Base(file), ".json.gz"), func(t *testing.T) {
+			h, err := histories.Load(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := histories.Replay(replayer, logger(), h); err != nil {
+				t.Fatalf("the current code cannot replay %s: %v\nSee docs/workflow-versioning.md.", file, err)
+			}
+		})
+	}
+}
+
+// TestCorpusHoldsEveryVersionAndPath guards the corpus itself.
+func TestCorpusHoldsEveryVersionAndPath(t *testing.T) {
+	t.Parallel()
+	names := strings.Join(corpus(t), " ")
+	for v := 1; v <= workflows.HistoryVersion; v++ {
+		for _, scenario := range []string{"set-read", "add-to-feed", "remove-from-feed", "repeated-commands",
+			"never-written", "continue-as-new-run1", "continue-as-new-run3", "projection-retried", "projection-rejected"} {
+			file := filepath.Join("testdata", fmt.Sprintf("v%d-%s.json.gz", v, scenario))
+			if !strings.Contains(names, file) {
+				t.Errorf("the corpus lacks %s (record it with `make record-histories`)", file)
+			}
+		}
+	}
+}
+
+// nonDeterministicEntity is the entity workflow with a timer added in
+// front: a change that alters the commands of every history, as a careless
+// edit would. The corpus must catch it.
+func nonDeterministicEntity(ctx workflow.Context, in workflows.EntityInput) error {
+	if err := workflow.Sleep(ctx, time.Minute); err != nil {
+		return err
+	}
+	return workflows.NewEntity(workflows.Options{}).Run(ctx, in)
+}
+
+// TestNonDeterministicChangeFailsReplay proves the harness bites: the
+// altered workflow must fail to replay every history.
+func TestNonDeterministicChangeFailsReplay(t *testing.T) {
+	t.Parallel()
+	replayer := sdkworker.NewWorkflowReplayer()
+	replayer.RegisterWorkflowWithOptions(nonDeterministicEntity, workflow.RegisterOptions{Name: workflows.EntityWorkflowName})
+	for _, file := range corpus(t) {
+		h, err := histories.Load(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := histories.Replay(replayer, logger(), h); err == nil {
+			t.Errorf("%s replayed on a non-deterministic variant of the workflow: the replay test would not catch a breaking change", file)
+		}
+	}
+}
