@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/stretchr/testify/require"
@@ -38,7 +39,7 @@ func (m *memoryEntities) Apply(_ context.Context, key entityid.Key, kind workflo
 		return m.err
 	}
 	s := m.states[key]
-	if _, err := s.Apply(kind); err != nil {
+	if _, err := s.Apply(kind, time.Time{}); err != nil {
 		return err
 	}
 	m.states[key] = s

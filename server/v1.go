@@ -34,7 +34,18 @@ type pairResponse struct {
 	ArtifactInUserFeed bool       `json:"artifactInUserFeed"`
 	Version            uint64     `json:"version"`
 	Consistency        string     `json:"consistency"`
-	ChangedAt          *time.Time `json:"changedAt,omitempty"`
+	// ChangedAt (eventual reads): when the projected state last changed.
+	ChangedAt *time.Time `json:"changedAt,omitempty"`
+	// When each flag last changed (strong reads; absent when unknown).
+	ArtifactReadChangedAt       *time.Time `json:"artifactReadChangedAt,omitempty"`
+	ArtifactInUserFeedChangedAt *time.Time `json:"artifactInUserFeedChangedAt,omitempty"`
+}
+
+func nonZero(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }
 
 type listResponse struct {
@@ -72,7 +83,8 @@ func (s *Server) pair(c *gin.Context) {
 			return
 		}
 		writeJSON(c, http.StatusOK, pairResponse{UserID: key.UserID, ArtifactID: key.ArtifactID,
-			ArtifactRead: st.ArtifactRead, ArtifactInUserFeed: st.ArtifactInUserFeed, Version: st.Version, Consistency: "strong"})
+			ArtifactRead: st.ArtifactRead, ArtifactInUserFeed: st.ArtifactInUserFeed, Version: st.Version, Consistency: "strong",
+			ArtifactReadChangedAt: nonZero(st.ArtifactReadChangedAt), ArtifactInUserFeedChangedAt: nonZero(st.ArtifactInUserFeedChangedAt)})
 	case "eventual":
 		if !s.readModelConfigured(c) {
 			return

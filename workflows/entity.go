@@ -24,12 +24,18 @@ type State struct {
 	// Run is 1 in the entity's first run and grows by one at each
 	// continue-as-new.
 	Run uint64 `json:"run"`
+
+	// ArtifactReadChangedAt and ArtifactInUserFeedChangedAt are when each
+	// flag last changed (workflow time). Zero when unknown: never changed,
+	// or changed by a run of history version 1 (see ChangeFieldChangedAt).
+	ArtifactReadChangedAt       time.Time `json:"artifactReadChangedAt,omitzero"`
+	ArtifactInUserFeedChangedAt time.Time `json:"artifactInUserFeedChangedAt,omitzero"`
 }
 
-// Apply changes the state as the command says; it reports whether a flag
-// changed. Every command is idempotent: applying it twice in a row changes
-// nothing the second time.
-func (s *State) Apply(kind CommandKind) (changed bool, err error) {
+// Apply changes the state as the command says, at time at (zero: not
+// recorded); it reports whether a flag changed. Every command is idempotent:
+// applying it twice in a row changes nothing the second time.
+func (s *State) Apply(kind CommandKind, at time.Time) (changed bool, err error) {
 	read, inFeed := s.ArtifactRead, s.ArtifactInUserFeed
 	switch kind {
 	case SetArtifactReadByUser:
@@ -42,6 +48,14 @@ func (s *State) Apply(kind CommandKind) (changed bool, err error) {
 		return false, fmt.Errorf("unknown command kind %q", kind)
 	}
 	s.CommandsApplied++
+	if !at.IsZero() {
+		if read != s.ArtifactRead {
+			s.ArtifactReadChangedAt = at
+		}
+		if inFeed != s.ArtifactInUserFeed {
+			s.ArtifactInUserFeedChangedAt = at
+		}
+	}
 	changed = read != s.ArtifactRead || inFeed != s.ArtifactInUserFeed
 	if changed {
 		s.ArtifactRead, s.ArtifactInUserFeed = read, inFeed
@@ -127,6 +141,14 @@ func (e *Entity) Run(ctx workflow.Context, in EntityInput) error {
 	if err := registerQueries(ctx, &s); err != nil {
 		return err
 	}
+	// History version 2: record when each flag changes.
+	fieldTimes := workflow.GetVersion(ctx, ChangeFieldChangedAt, workflow.DefaultVersion, 1) >= 1
+	changedAt := func() time.Time {
+		if fieldTimes {
+			return workflow.Now(ctx)
+		}
+		return time.Time{}
+	}
 	opts := e.recordOptions(ctx)
 	p := &projector{key: in, state: &s, progress: in.Projection, opts: opts.Projection}
 	if p.progress.ChangedAt.IsZero() {
@@ -147,11 +169,11 @@ func (e *Entity) Run(ctx workflow.Context, in EntityInput) error {
 	for {
 		var cmd Command
 		commands.Receive(ctx, &cmd)
-		changed := applyLogged(logger, &s, cmd)
+		changed := applyLogged(logger, &s, cmd, changedAt())
 		// Apply every command already delivered with this workflow task, so
 		// that a continue-as-new below carries all of them.
 		for commands.ReceiveAsync(&cmd) {
-			changed = applyLogged(logger, &s, cmd) || changed
+			changed = applyLogged(logger, &s, cmd, changedAt()) || changed
 		}
 		if changed {
 			p.progress.ChangedAt = workflow.Now(ctx)
@@ -238,8 +260,8 @@ func (e *Entity) projectionEnabled(ctx workflow.Context) bool {
 }
 
 // applyLogged applies cmd and reports whether a flag changed.
-func applyLogged(logger interface{ Error(string, ...any) }, s *State, cmd Command) bool {
-	changed, err := s.Apply(cmd.Kind)
+func applyLogged(logger interface{ Error(string, ...any) }, s *State, cmd Command, at time.Time) bool {
+	changed, err := s.Apply(cmd.Kind, at)
 	if err != nil {
 		// Only a hand-made signal can carry an unknown kind (the API sends
 		// known kinds only); skipping it keeps the entity serving.

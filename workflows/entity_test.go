@@ -62,10 +62,17 @@ func (h *harness) batch(kinds ...CommandKind) {
 	})
 }
 
+// expectState checks the state; change times are checked by their own tests.
 func (h *harness) expectState(want State) {
 	h.at(func() {
-		require.Equal(h.t, want, h.query())
+		require.Equal(h.t, want, core(h.query()))
 	})
+}
+
+// core is s without the change times.
+func core(s State) State {
+	s.ArtifactReadChangedAt, s.ArtifactInUserFeedChangedAt = time.Time{}, time.Time{}
+	return s
 }
 
 func (h *harness) query() State {
@@ -128,7 +135,7 @@ func TestEachCommand(t *testing.T) {
 	next := h.finish(input, SetArtifactRemovedFromUserFeed)
 	require.Equal(t, "Mike", next.UserID)
 	require.Equal(t, int64(1), next.ArtifactID)
-	require.Equal(t, State{ArtifactRead: true, Version: 3, CommandsApplied: 4, Run: 1}, next.State)
+	require.Equal(t, State{ArtifactRead: true, Version: 3, CommandsApplied: 4, Run: 1}, core(next.State))
 }
 
 func TestRepeatedCommandsAreIdempotent(t *testing.T) {
@@ -142,7 +149,7 @@ func TestRepeatedCommandsAreIdempotent(t *testing.T) {
 	h.expectState(State{ArtifactRead: true, Version: 3, CommandsApplied: 7, Run: 1})
 	// Removing what is not in the feed changes nothing.
 	next := h.finish(input, SetArtifactRemovedFromUserFeed)
-	require.Equal(t, State{ArtifactRead: true, Version: 3, CommandsApplied: 8, Run: 1}, next.State)
+	require.Equal(t, State{ArtifactRead: true, Version: 3, CommandsApplied: 8, Run: 1}, core(next.State))
 }
 
 // Commands delivered in one workflow task are applied in history order.
@@ -174,7 +181,7 @@ func TestCancellationIsIgnored(t *testing.T) {
 	h.signal(SetArtifactAddedToUserFeed)
 	h.expectState(State{ArtifactRead: true, ArtifactInUserFeed: true, Version: 2, CommandsApplied: 2, Run: 1})
 	next := h.finish(input, SetArtifactAddedToUserFeed)
-	require.Equal(t, State{ArtifactRead: true, ArtifactInUserFeed: true, Version: 2, CommandsApplied: 3, Run: 1}, next.State)
+	require.Equal(t, State{ArtifactRead: true, ArtifactInUserFeed: true, Version: 2, CommandsApplied: 3, Run: 1}, core(next.State))
 }
 
 // A chain of runs, each ended by the event budget, keeps the state and loses
@@ -202,7 +209,7 @@ func TestContinueAsNewOnEventBudgetCarriesState(t *testing.T) {
 		require.Equal(t, run, in.State.Run)
 		require.Equal(t, 2*run, in.State.CommandsApplied)
 	}
-	require.Equal(t, State{ArtifactRead: true, ArtifactInUserFeed: false, Version: 3, CommandsApplied: 6, Run: 3}, in.State)
+	require.Equal(t, State{ArtifactRead: true, ArtifactInUserFeed: false, Version: 3, CommandsApplied: 6, Run: 3}, core(in.State))
 }
 
 func TestBelowBudgetDoesNotContinueAsNew(t *testing.T) {
@@ -232,7 +239,7 @@ func TestCommandsRacingContinueAsNewAreCarried(t *testing.T) {
 	})
 	h.env.ExecuteWorkflow(EntityWorkflowName, input)
 	next := carried(t, h.env.GetWorkflowError())
-	require.Equal(t, State{ArtifactRead: true, ArtifactInUserFeed: true, Version: 4, CommandsApplied: 4, Run: 1}, next.State)
+	require.Equal(t, State{ArtifactRead: true, ArtifactInUserFeed: true, Version: 4, CommandsApplied: 4, Run: 1}, core(next.State))
 }
 
 func TestCarriedStateSeedsTheNextRun(t *testing.T) {
@@ -243,5 +250,47 @@ func TestCarriedStateSeedsTheNextRun(t *testing.T) {
 	h.signal(SetArtifactRemovedFromUserFeed)
 	h.expectState(State{ArtifactRead: true, Version: 8, CommandsApplied: 41, Run: 6})
 	next := h.finish(EntityInput{UserID: "Mike", ArtifactID: 1, State: prev}, SetArtifactReadByUser)
-	require.Equal(t, State{ArtifactRead: true, Version: 8, CommandsApplied: 42, Run: 6}, next.State)
+	require.Equal(t, State{ArtifactRead: true, Version: 8, CommandsApplied: 42, Run: 6}, core(next.State))
+}
+
+// History version 2 (ChangeFieldChangedAt): each flag's change time is the
+// workflow time of the task that applied the change.
+func TestFieldChangeTimesAreRecorded(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Options{})
+	var readAt, feedAt time.Time
+	h.at(func() {
+		readAt = h.env.Now()
+		h.env.SignalWorkflow(CommandSignalName, Command{Kind: SetArtifactReadByUser})
+	})
+	h.at(func() {
+		feedAt = h.env.Now()
+		h.env.SignalWorkflow(CommandSignalName, Command{Kind: SetArtifactAddedToUserFeed})
+	})
+	h.signal(SetArtifactReadByUser) // no change: the read time stays
+	h.at(func() {
+		s := h.query()
+		require.Equal(t, readAt.UTC(), s.ArtifactReadChangedAt.UTC())
+		require.Equal(t, feedAt.UTC(), s.ArtifactInUserFeedChangedAt.UTC())
+		require.True(t, feedAt.After(readAt))
+	})
+	next := h.finish(input, SetArtifactAddedToUserFeed)
+	require.Equal(t, feedAt.UTC(), next.State.ArtifactInUserFeedChangedAt.UTC(), "carried across continue-as-new")
+}
+
+// A run of history version 1 (started before ChangeFieldChangedAt) keeps
+// applying commands without change times, as it did when it was recorded.
+func TestVersion1RunsRecordNoChangeTimes(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Options{})
+	h.env.OnGetVersion(ChangeFieldChangedAt, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+	h.signal(SetArtifactReadByUser, SetArtifactAddedToUserFeed)
+	h.at(func() {
+		s := h.query()
+		require.True(t, s.ArtifactReadChangedAt.IsZero())
+		require.True(t, s.ArtifactInUserFeedChangedAt.IsZero())
+		require.Equal(t, State{ArtifactRead: true, ArtifactInUserFeed: true, Version: 2, CommandsApplied: 2, Run: 1}, s)
+	})
+	next := h.finish(input, SetArtifactRemovedFromUserFeed)
+	require.True(t, next.State.ArtifactInUserFeedChangedAt.IsZero())
 }

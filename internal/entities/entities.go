@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -148,12 +149,14 @@ func (c *Client) closed(ctx context.Context, key entityid.Key) (bool, error) {
 }
 
 // lastRunState folds the latest run's history: its input state, then every
-// command signal in order, exactly as the workflow applies them. It includes
+// command signal in order, as the workflow applies them. It includes
 // commands the run accepted but never processed (closed right after them).
+// Runs that record when flags change (a version marker in their history) get
+// each change stamped with its signal's time, close to the workflow's own.
 func (c *Client) lastRunState(ctx context.Context, key entityid.Key) (workflows.State, error) {
 	dc := converter.GetDefaultDataConverter()
 	var s workflows.State
-	started := false
+	started, fieldTimes := false, false
 	it := c.temporal.GetWorkflowHistory(ctx, key.WorkflowID(), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for it.HasNext() {
 		ev, err := it.Next()
@@ -176,7 +179,13 @@ func (c *Client) lastRunState(ctx context.Context, key entityid.Key) (workflows.
 			if err := dc.FromPayloads(attrs.GetInput(), &cmd); err != nil {
 				continue // the workflow drops undecodable signals too
 			}
-			_, _ = s.Apply(cmd.Kind) // and skips unknown kinds
+			var at time.Time
+			if fieldTimes {
+				at = ev.GetEventTime().AsTime()
+			}
+			_, _ = s.Apply(cmd.Kind, at) // and skips unknown kinds
+		case enumspb.EVENT_TYPE_MARKER_RECORDED:
+			fieldTimes = fieldTimes || ev.GetMarkerRecordedEventAttributes().GetMarkerName() == versionMarker
 		}
 	}
 	if !started {
@@ -184,6 +193,10 @@ func (c *Client) lastRunState(ctx context.Context, key entityid.Key) (workflows.
 	}
 	return s, nil
 }
+
+// versionMarker is the marker workflow.GetVersion records (the only version
+// change so far is workflows.ChangeFieldChangedAt).
+const versionMarker = "Version"
 
 // classify maps Temporal's errors to ErrUnavailable and ErrTimeout (wrapped
 // with the cause) and passes everything else through.

@@ -253,6 +253,8 @@ func TestTerminatedEntityIsRecreatedWithItsState(t *testing.T) {
 	require.NoError(t, err)
 	var st workflows.State
 	require.NoError(t, v.Get(&st))
+	require.False(t, st.ArtifactReadChangedAt.IsZero(), "the read time survives the re-creation")
+	st.ArtifactReadChangedAt, st.ArtifactInUserFeedChangedAt = time.Time{}, time.Time{}
 	require.Equal(t, workflows.State{ArtifactRead: true, Version: 3, CommandsApplied: 3, Run: 2}, st)
 }
 
