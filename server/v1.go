@@ -28,12 +28,12 @@ const (
 )
 
 type pairResponse struct {
-	UserID             string     `json:"userId"`
-	ArtifactID         int64      `json:"artifactId"`
-	ArtifactRead       bool       `json:"artifactRead"`
-	ArtifactInUserFeed bool       `json:"artifactInUserFeed"`
-	Version            uint64     `json:"version"`
-	Consistency        string     `json:"consistency"`
+	UserID             string `json:"userId"`
+	ArtifactID         int64  `json:"artifactId"`
+	ArtifactRead       bool   `json:"artifactRead"`
+	ArtifactInUserFeed bool   `json:"artifactInUserFeed"`
+	Version            uint64 `json:"version"`
+	Consistency        string `json:"consistency"`
 	// ChangedAt (eventual reads): when the projected state last changed.
 	ChangedAt *time.Time `json:"changedAt,omitempty"`
 	// When each flag last changed (strong reads; absent when unknown).
