@@ -36,28 +36,41 @@ type Writer interface {
 	Write(ctx context.Context, row readmodel.Row) error
 }
 
-// LagObserver receives the projection lag: the time from a state change in
-// the entity to its row being written.
-type LagObserver interface {
-	ObserveLag(time.Duration)
+// Observer is told about every projection attempt (metrics.Metrics).
+type Observer interface {
+	ProjectionStarted()
+	// ProjectionFinished reports the result (ok, unavailable, timeout or
+	// rejected), the attempt number, and when ok the lag: the time from the
+	// state change in the entity to its row written.
+	ProjectionFinished(result string, attempt int32, lag time.Duration)
 }
 
 // Projection is the projection activity.
 type Projection struct {
-	writer Writer
-	lag    LagObserver
-	now    func() time.Time
+	writer   Writer
+	observer Observer
+	now      func() time.Time
 }
 
-// NewProjection returns the activity writing through w; lag may be nil.
-func NewProjection(w Writer, lag LagObserver) *Projection {
-	return &Projection{writer: w, lag: lag, now: time.Now}
+// NewProjection returns the activity writing through w; observer may be nil.
+func NewProjection(w Writer, observer Observer) *Projection {
+	if observer == nil {
+		observer = nopObserver{}
+	}
+	return &Projection{writer: w, observer: observer, now: time.Now}
 }
+
+type nopObserver struct{}
+
+func (nopObserver) ProjectionStarted()                              {}
+func (nopObserver) ProjectionFinished(string, int32, time.Duration) {}
 
 // ProjectState writes the state. Errors Cassandra may recover from (down,
 // overloaded, slow) are returned as they are and Temporal retries them with
 // backoff; a request Cassandra rejects fails without retries.
 func (p *Projection) ProjectState(ctx context.Context, in ProjectionInput) error {
+	p.observer.ProjectionStarted()
+	attempt := activity.GetInfo(ctx).Attempt
 	err := p.writer.Write(ctx, readmodel.Row{
 		UserID: in.UserID, ArtifactID: in.ArtifactID,
 		ArtifactRead: in.ArtifactRead, ArtifactInUserFeed: in.ArtifactInUserFeed,
@@ -65,17 +78,15 @@ func (p *Projection) ProjectState(ctx context.Context, in ProjectionInput) error
 	})
 	logger := activity.GetLogger(ctx)
 	if err != nil {
+		p.observer.ProjectionFinished(readmodel.Kind(err), attempt, 0)
 		if !readmodel.Retryable(err) {
 			return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeRejected, err)
 		}
-		logger.Warn("Projection failed; Temporal retries it", "Version", in.Version,
-			"Attempt", activity.GetInfo(ctx).Attempt, "Error", err)
+		logger.Warn("Projection failed; Temporal retries it", "Version", in.Version, "Attempt", attempt, "Error", err)
 		return err
 	}
 	lag := p.now().Sub(in.ChangedAt)
-	if p.lag != nil {
-		p.lag.ObserveLag(lag)
-	}
+	p.observer.ProjectionFinished("ok", attempt, lag)
 	logger.Debug("Projected", "Version", in.Version, "Lag", lag)
 	return nil
 }

@@ -13,7 +13,9 @@ import (
 
 	"github.com/artifactstate/artifactstate/internal/config"
 	"github.com/artifactstate/artifactstate/internal/entities"
+	"github.com/artifactstate/artifactstate/internal/metrics"
 	"github.com/artifactstate/artifactstate/internal/readmodel"
+	"github.com/artifactstate/artifactstate/internal/tracing"
 )
 
 // Module serves the API on api.listenAddress for the app's lifetime. On stop
@@ -21,13 +23,14 @@ import (
 // in-flight requests to finish.
 var Module = fx.Module("server",
 	fx.Provide(func(e *entities.Client) Entities { return e }),
-	fx.Invoke(func(lc fx.Lifecycle, sd fx.Shutdowner, cfg config.Config, e Entities, store *readmodel.Store, logger *slog.Logger) {
-		var rm ReadModel
+	fx.Invoke(func(lc fx.Lifecycle, sd fx.Shutdowner, cfg config.Config, e Entities, store *readmodel.Store,
+		m *metrics.Metrics, t *tracing.Tracing, logger *slog.Logger) {
+		d := Deps{Entities: e, Metrics: m, Tracing: t.Enabled(), Pprof: cfg.Metrics.Pprof, Logger: logger}
 		if store != nil { // a nil *Store must not become a non-nil interface
-			rm = store
+			d.ReadModel = store
 		}
 		srv := &http.Server{
-			Handler:           NewHandler(cfg.API, e, rm, logger),
+			Handler:           NewHandler(cfg.API, d),
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
 		}

@@ -7,12 +7,17 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
+	"go.opentelemetry.io/contrib/instrumentation/github.com/gin-gonic/gin/otelgin"
+
 	"github.com/artifactstate/artifactstate/internal/config"
 	"github.com/artifactstate/artifactstate/internal/entityid"
+	"github.com/artifactstate/artifactstate/internal/metrics"
+	"github.com/artifactstate/artifactstate/internal/ops"
 	"github.com/artifactstate/artifactstate/workflows"
 )
 
@@ -26,6 +31,20 @@ type Entities interface {
 	Ready(ctx context.Context) error
 }
 
+// Deps are what the handlers use.
+type Deps struct {
+	Entities Entities
+	// ReadModel may be nil: the endpoints served from it then answer 503.
+	ReadModel ReadModel
+	// Metrics may be nil: no /metrics and no HTTP metrics.
+	Metrics *metrics.Metrics
+	// Tracing starts a span per request (OpenTelemetry).
+	Tracing bool
+	// Pprof serves /debug/pprof/.
+	Pprof  bool
+	Logger *slog.Logger
+}
+
 // Server holds the handlers' dependencies.
 type Server struct {
 	cfg       config.API
@@ -34,17 +53,27 @@ type Server struct {
 	logger    *slog.Logger
 }
 
-// NewHandler returns the API's HTTP handler. readModel may be nil: the
-// endpoints served from it then answer 503.
-func NewHandler(cfg config.API, entities Entities, readModel ReadModel, logger *slog.Logger) http.Handler {
+// NewHandler returns the API's HTTP handler.
+func NewHandler(cfg config.API, d Deps) http.Handler {
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{cfg: cfg, entities: entities, readModel: readModel, logger: logger}
+	s := &Server{cfg: cfg, entities: d.Entities, readModel: d.ReadModel, logger: d.Logger}
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
 	// Match routes on the escaped path, so a user ID may hold "%2F".
 	r.UseRawPath = true
-	r.Use(s.recover, s.logRequests)
+	r.Use(s.recover)
+	if d.Tracing {
+		r.Use(otelgin.Middleware("artifactstate-api"))
+	}
+	if d.Metrics != nil {
+		r.Use(measure(d.Metrics))
+		r.GET("/metrics", gin.WrapH(d.Metrics.Handler()))
+	}
+	if d.Pprof {
+		r.Any("/debug/pprof/*profile", gin.WrapH(ops.Pprof()))
+	}
+	r.Use(s.logRequests)
 	r.NoRoute(func(c *gin.Context) {
 		s.render(c, &apiError{status: http.StatusNotFound, Code: "not_found", Error: "no such endpoint: " + c.Request.URL.Path})
 	})
@@ -86,6 +115,23 @@ func (s *Server) recover(c *gin.Context) {
 		}
 	}()
 	c.Next()
+}
+
+// measure records every request in the HTTP metrics, by route template
+// ("unmatched" for 404s, so unknown paths cannot explode the label set).
+func measure(m *metrics.Metrics) gin.HandlerFunc {
+	inFlight := m.HTTPInFlight()
+	return func(c *gin.Context) {
+		start := time.Now()
+		inFlight.Inc()
+		defer inFlight.Dec()
+		c.Next()
+		route := c.FullPath()
+		if route == "" {
+			route = "unmatched"
+		}
+		m.ObserveHTTP(route, c.Request.Method, strconv.Itoa(c.Writer.Status()), time.Since(start))
+	}
 }
 
 // logRequests logs each request: debug when it succeeds, louder when not.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/artifactstate/artifactstate/activities"
 	"github.com/artifactstate/artifactstate/internal/config"
+	"github.com/artifactstate/artifactstate/internal/metrics"
 	"github.com/artifactstate/artifactstate/internal/readmodel"
 	"github.com/artifactstate/artifactstate/workflows"
 )
@@ -69,11 +70,11 @@ func New(c client.Client, cfg config.Config, projection *activities.Projection) 
 // activities up to worker.stopTimeout) when the app stops.
 var Module = fx.Module("worker",
 	fx.Provide(
-		func(store *readmodel.Store) *activities.Projection {
+		func(store *readmodel.Store, m *metrics.Metrics) *activities.Projection {
 			if store == nil {
 				return nil
 			}
-			return activities.NewProjection(store, nil)
+			return activities.NewProjection(store, m)
 		},
 		New,
 	),

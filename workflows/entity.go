@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/artifactstate/artifactstate/activities"
@@ -169,11 +170,12 @@ func (e *Entity) Run(ctx workflow.Context, in EntityInput) error {
 	for {
 		var cmd Command
 		commands.Receive(ctx, &cmd)
-		changed := applyLogged(logger, &s, cmd, changedAt())
+		metrics := workflow.GetMetricsHandler(ctx)
+		changed := applyLogged(logger, metrics, &s, cmd, changedAt())
 		// Apply every command already delivered with this workflow task, so
 		// that a continue-as-new below carries all of them.
 		for commands.ReceiveAsync(&cmd) {
-			changed = applyLogged(logger, &s, cmd, changedAt()) || changed
+			changed = applyLogged(logger, metrics, &s, cmd, changedAt()) || changed
 		}
 		if changed {
 			p.progress.ChangedAt = workflow.Now(ctx)
@@ -196,6 +198,7 @@ func (e *Entity) Run(ctx workflow.Context, in EntityInput) error {
 			"Suggested", info.GetContinueAsNewSuggested(),
 			"Run", s.Run, "Version", s.Version, "CommandsApplied", s.CommandsApplied,
 			"ProjectedVersion", p.progress.Version)
+		workflow.GetMetricsHandler(ctx).Counter(MetricContinueAsNew).Inc(1)
 		return workflow.NewContinueAsNewError(ctx, EntityWorkflowName, EntityInput{
 			UserID:     in.UserID,
 			ArtifactID: in.ArtifactID,
@@ -259,13 +262,19 @@ func (e *Entity) projectionEnabled(ctx workflow.Context) bool {
 	return enabled
 }
 
-// applyLogged applies cmd and reports whether a flag changed.
-func applyLogged(logger interface{ Error(string, ...any) }, s *State, cmd Command, at time.Time) bool {
+// applyLogged applies cmd, counts it, and reports whether a flag changed.
+func applyLogged(logger interface{ Error(string, ...any) }, metrics client.MetricsHandler, s *State, cmd Command, at time.Time) bool {
 	changed, err := s.Apply(cmd.Kind, at)
+	kind := string(cmd.Kind)
 	if err != nil {
 		// Only a hand-made signal can carry an unknown kind (the API sends
 		// known kinds only); skipping it keeps the entity serving.
 		logger.Error("Ignoring invalid command", "Error", err)
+		kind = "invalid"
+	}
+	metrics.WithTags(map[string]string{"command": kind}).Counter(MetricCommands).Inc(1)
+	if changed {
+		metrics.Counter(MetricStateChanges).Inc(1)
 	}
 	return changed
 }

@@ -25,6 +25,17 @@ const (
 	QueryIsArtifactInUserFeed = "isArtifactInUserFeed"
 )
 
+// Metrics the entity workflow emits through the SDK's metrics handler (not
+// emitted during replay); Prometheus names get a _total suffix.
+const (
+	// MetricCommands counts commands applied, tagged by command kind.
+	MetricCommands = "artifactstate_entity_commands"
+	// MetricStateChanges counts commands that changed a flag.
+	MetricStateChanges = "artifactstate_entity_state_changes"
+	// MetricContinueAsNew counts runs that continued as new.
+	MetricContinueAsNew = "artifactstate_entity_continue_as_new"
+)
+
 // CommandKind names one of the three commands of the original service.
 type CommandKind string
 

@@ -91,7 +91,7 @@ non-zero exit means deploying this binary would break those entities.
 		if err != nil {
 			return err
 		}
-		c, err := temporalclient.New(cfg.Temporal, logger, "artifactstate-replay")
+		c, err := temporalclient.New(cfg.Temporal, logger, temporalclient.Options{Identity: "artifactstate-replay"})
 		if err != nil {
 			return err
 		}

@@ -14,7 +14,9 @@ import (
 
 	"github.com/artifactstate/artifactstate/internal/config"
 	"github.com/artifactstate/artifactstate/internal/logging"
+	"github.com/artifactstate/artifactstate/internal/metrics"
 	"github.com/artifactstate/artifactstate/internal/temporalclient"
+	"github.com/artifactstate/artifactstate/internal/tracing"
 )
 
 func newRootCommand() *cobra.Command {
@@ -133,7 +135,10 @@ func runApp(cfg config.Config, logger *slog.Logger, modules ...fx.Option) error 
 		identity = fmt.Sprintf("%d@%s", os.Getpid(), hostname)
 	}
 	app := fx.New(
-		fx.Supply(cfg, logger, temporalclient.Identity(identity)),
+		fx.Supply(cfg, logger, temporalclient.Identity(identity),
+			metrics.BuildInfo{Version: version, Commit: commit}, tracing.Version(version)),
+		metrics.Module,
+		tracing.Module,
 		fx.WithLogger(func() fxevent.Logger {
 			l := &fxevent.SlogLogger{Logger: logger.With("component", "fx")}
 			l.UseLogLevel(slog.LevelDebug)

@@ -4,6 +4,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/artifactstate/artifactstate/internal/config"
+	"github.com/artifactstate/artifactstate/internal/ops"
 	"github.com/artifactstate/artifactstate/internal/readmodel"
 	"github.com/artifactstate/artifactstate/internal/temporalclient"
 	"github.com/artifactstate/artifactstate/worker"
@@ -30,7 +31,7 @@ func newWorkerCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return runApp(cfg, logger, temporalclient.Module, readmodel.Module, worker.Module)
+		return runApp(cfg, logger, temporalclient.Module, readmodel.Module, worker.Module, ops.Module)
 	}
 	return cmd
 }

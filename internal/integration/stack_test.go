@@ -39,10 +39,16 @@ type lagRecorder struct {
 	lags []time.Duration
 }
 
-func (l *lagRecorder) ObserveLag(d time.Duration) {
+// ProjectionStarted and ProjectionFinished implement activities.Observer.
+func (l *lagRecorder) ProjectionStarted() {}
+
+func (l *lagRecorder) ProjectionFinished(result string, _ int32, lag time.Duration) {
+	if result != "ok" {
+		return
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.lags = append(l.lags, d)
+	l.lags = append(l.lags, lag)
 }
 
 // summary is "n=… p50=… p99=… max=…".

@@ -23,9 +23,9 @@ func New(cfg config.Log, defaultFormat string, w io.Writer) (*slog.Logger, error
 	opts := &slog.HandlerOptions{Level: level}
 	switch format {
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		return slog.New(traceHandler{slog.NewJSONHandler(w, opts)}), nil
 	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		return slog.New(traceHandler{slog.NewTextHandler(w, opts)}), nil
 	}
 	return nil, fmt.Errorf("log.format: must be json or text, got %q", format)
 }

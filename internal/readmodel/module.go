@@ -7,18 +7,19 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/artifactstate/artifactstate/internal/config"
+	"github.com/artifactstate/artifactstate/internal/metrics"
 )
 
 // Module provides the *Store, or a nil *Store when no Cassandra is
 // configured, and closes it on stop.
 var Module = fx.Module("readmodel",
-	fx.Provide(func(lc fx.Lifecycle, cfg config.Config, logger *slog.Logger) *Store {
+	fx.Provide(func(lc fx.Lifecycle, cfg config.Config, logger *slog.Logger, m *metrics.Metrics) *Store {
 		if !cfg.Cassandra.Enabled() {
 			logger.Warn("No read model: cassandra.hosts is empty, so nothing is projected and the read-model endpoints answer 503")
 			return nil
 		}
 		logger.Info("Read model configured", "hosts", cfg.Cassandra.Hosts, "keyspace", cfg.Cassandra.Keyspace)
-		s := NewStore(cfg.Cassandra, logger)
+		s := NewStore(cfg.Cassandra, logger, m.Cassandra())
 		lc.Append(fx.StopHook(func(context.Context) { s.Close() }))
 		return s
 	}),

@@ -40,19 +40,27 @@ type Page struct {
 	Next        string
 }
 
+// Observer sees every query and batch (metrics.Cassandra).
+type Observer interface {
+	gocql.QueryObserver
+	gocql.BatchObserver
+}
+
 // Store reads and writes the read model. It connects lazily and retries the
 // connection on later calls, so a process starts while Cassandra is down.
 type Store struct {
-	cfg    config.Cassandra
-	logger *slog.Logger
+	cfg      config.Cassandra
+	logger   *slog.Logger
+	observer Observer
 
 	mu      sync.Mutex
 	session *gocql.Session
 }
 
-// NewStore returns a Store for cfg; it does not connect yet.
-func NewStore(cfg config.Cassandra, logger *slog.Logger) *Store {
-	return &Store{cfg: cfg, logger: logger}
+// NewStore returns a Store for cfg; it does not connect yet. observer may
+// be nil.
+func NewStore(cfg config.Cassandra, logger *slog.Logger, observer Observer) *Store {
+	return &Store{cfg: cfg, logger: logger, observer: observer}
 }
 
 // Close closes the session, if one was opened.
@@ -71,7 +79,11 @@ func (s *Store) connect() (*gocql.Session, error) {
 	if s.session != nil && !s.session.Closed() {
 		return s.session, nil
 	}
-	session, err := newCluster(s.cfg, s.cfg.Keyspace).CreateSession()
+	cluster := newCluster(s.cfg, s.cfg.Keyspace)
+	if s.observer != nil {
+		cluster.QueryObserver, cluster.BatchObserver = s.observer, s.observer
+	}
+	session, err := cluster.CreateSession()
 	if err != nil {
 		return nil, classify(fmt.Errorf("connect to Cassandra %v: %w", s.cfg.Hosts, err))
 	}
@@ -245,6 +257,18 @@ func classify(err error) error {
 		return fmt.Errorf("%w: %v", ErrTimeout, err)
 	}
 	return fmt.Errorf("%w: %v", ErrUnavailable, err)
+}
+
+// Kind names the class of a classified error: unavailable, timeout or
+// rejected (for metrics and logs).
+func Kind(err error) string {
+	switch {
+	case errors.Is(err, ErrRejected):
+		return "rejected"
+	case errors.Is(err, ErrTimeout):
+		return "timeout"
+	}
+	return "unavailable"
 }
 
 // Retryable reports whether retrying the request that failed with err may

@@ -11,22 +11,38 @@ import (
 	"os"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	sdklog "go.temporal.io/sdk/log"
 	"go.uber.org/fx"
 	"google.golang.org/grpc"
 
 	"github.com/artifactstate/artifactstate/internal/config"
+	"github.com/artifactstate/artifactstate/internal/metrics"
+	"github.com/artifactstate/artifactstate/internal/tracing"
 )
+
+// Options are what other parts of the process add to the client; the zero
+// value is fine.
+type Options struct {
+	// Identity names this process in workflow histories (worker identity).
+	Identity string
+	// MetricsHandler receives the SDK's temporal_* metrics.
+	MetricsHandler client.MetricsHandler
+	// Interceptors carry tracing into workflows and activities.
+	Interceptors []interceptor.ClientInterceptor
+}
 
 // New returns a lazily connecting client: it dials on first use, so an api
 // process starts (and answers 503) while Temporal is down, and recovers
 // without a restart when it comes back.
-func New(cfg config.Temporal, logger *slog.Logger, identity string) (client.Client, error) {
+func New(cfg config.Temporal, logger *slog.Logger, o Options) (client.Client, error) {
 	opts := client.Options{
-		HostPort:  cfg.Address,
-		Namespace: cfg.Namespace,
-		Identity:  identity,
-		Logger:    sdklog.NewStructuredLogger(logger.With("component", "temporal-sdk")),
+		HostPort:       cfg.Address,
+		Namespace:      cfg.Namespace,
+		Identity:       o.Identity,
+		MetricsHandler: o.MetricsHandler,
+		Interceptors:   o.Interceptors,
+		Logger:         sdklog.NewStructuredLogger(logger.With("component", "temporal-sdk")),
 		ConnectionOptions: client.ConnectionOptions{
 			DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(recordAttempts)},
 		},
@@ -71,10 +87,11 @@ func loadTLS(cfg config.TLS) (*tls.Config, error) {
 	return out, nil
 }
 
-// Module provides the client.Client and closes it on stop.
+// Module provides the client.Client, with metrics and tracing, and closes
+// it on stop.
 var Module = fx.Module("temporalclient",
-	fx.Provide(func(lc fx.Lifecycle, cfg config.Config, logger *slog.Logger, id Identity) (client.Client, error) {
-		c, err := New(cfg.Temporal, logger, string(id))
+	fx.Provide(func(lc fx.Lifecycle, cfg config.Config, logger *slog.Logger, id Identity, m *metrics.Metrics, t *tracing.Tracing) (client.Client, error) {
+		c, err := New(cfg.Temporal, logger, Options{Identity: string(id), MetricsHandler: m.Temporal(), Interceptors: t.Interceptors()})
 		if err != nil {
 			return nil, err
 		}

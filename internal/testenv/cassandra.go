@@ -55,7 +55,7 @@ func ReadModel(t testing.TB, hosts []string) (config.Cassandra, *readmodel.Store
 		t.Fatalf("migrate the test keyspace: %v", err)
 	}
 	t.Cleanup(func() { dropKeyspace(t, cfg) })
-	store := readmodel.NewStore(cfg, Logger())
+	store := readmodel.NewStore(cfg, Logger(), nil)
 	t.Cleanup(store.Close)
 	return cfg, store
 }

@@ -118,7 +118,7 @@ func (tt *Temporal) Config() config.Config {
 // Client returns a lazy client like the binary's, closed with the test.
 func Client(t testing.TB, cfg config.Config, identity string) client.Client {
 	t.Helper()
-	c, err := temporalclient.New(cfg.Temporal, Logger(), identity)
+	c, err := temporalclient.New(cfg.Temporal, Logger(), temporalclient.Options{Identity: identity})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +146,8 @@ func StartAPI(t testing.TB, c client.Client, cfg config.Config, store *readmodel
 	if store != nil {
 		rm = store
 	}
-	api := httptest.NewServer(server.NewHandler(cfg.API, entities.New(c, cfg.Temporal.TaskQueue, Logger()), rm, Logger()))
+	api := httptest.NewServer(server.NewHandler(cfg.API, server.Deps{
+		Entities: entities.New(c, cfg.Temporal.TaskQueue, Logger()), ReadModel: rm, Logger: Logger()}))
 	t.Cleanup(api.Close)
 	return api
 }

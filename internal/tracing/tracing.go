@@ -1,0 +1,112 @@
+// Package tracing sets up OpenTelemetry tracing: spans from the HTTP request
+// through the Temporal client into the entity workflow and its activity,
+// exported over OTLP/gRPC. Off unless tracing.otlpEndpoint is set.
+package tracing
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
+	temporalotel "go.temporal.io/sdk/contrib/opentelemetry"
+	"go.temporal.io/sdk/interceptor"
+	"go.uber.org/fx"
+
+	"github.com/artifactstate/artifactstate/internal/config"
+)
+
+// Tracing is the process's tracing; the zero value is tracing off.
+type Tracing struct {
+	provider    *sdktrace.TracerProvider
+	interceptor interceptor.Interceptor
+}
+
+// Enabled reports whether spans are recorded.
+func (t *Tracing) Enabled() bool { return t != nil && t.provider != nil }
+
+// Interceptors are the Temporal client interceptors that carry spans into
+// workflows and activities (none when tracing is off).
+func (t *Tracing) Interceptors() []interceptor.ClientInterceptor {
+	if !t.Enabled() {
+		return nil
+	}
+	return []interceptor.ClientInterceptor{t.interceptor}
+}
+
+// New exports to cfg.OTLPEndpoint, or returns tracing off when it is empty.
+func New(ctx context.Context, cfg config.Tracing, version string) (*Tracing, error) {
+	if cfg.OTLPEndpoint == "" {
+		return &Tracing{}, nil
+	}
+	opts := []otlptracegrpc.Option{otlptracegrpc.WithEndpoint(cfg.OTLPEndpoint)}
+	if cfg.Insecure {
+		opts = append(opts, otlptracegrpc.WithInsecure())
+	}
+	exporter, err := otlptracegrpc.New(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("tracing: OTLP exporter for %s: %w", cfg.OTLPEndpoint, err)
+	}
+	return WithExporter(exporter, cfg, version)
+}
+
+// WithExporter is New with a given exporter (tests use an in-memory one).
+// It installs the provider and W3C trace-context propagation globally.
+func WithExporter(exporter sdktrace.SpanExporter, cfg config.Tracing, version string) (*Tracing, error) {
+	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(
+		semconv.ServiceName(cfg.ServiceName), semconv.ServiceVersion(version)))
+	if err != nil {
+		return nil, fmt.Errorf("tracing resource: %w", err)
+	}
+	provider := sdktrace.NewTracerProvider(
+		sdktrace.WithBatcher(exporter),
+		sdktrace.WithResource(res),
+		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(cfg.SampleRatio))),
+	)
+	otel.SetTracerProvider(provider)
+	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
+	ic, err := temporalotel.NewTracingInterceptor(temporalotel.TracerOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("temporal tracing interceptor: %w", err)
+	}
+	return &Tracing{provider: provider, interceptor: ic}, nil
+}
+
+// ForceFlush exports the spans recorded so far.
+func (t *Tracing) ForceFlush(ctx context.Context) error {
+	if !t.Enabled() {
+		return nil
+	}
+	return t.provider.ForceFlush(ctx)
+}
+
+// Shutdown flushes the spans not yet exported.
+func (t *Tracing) Shutdown(ctx context.Context) error {
+	if !t.Enabled() {
+		return nil
+	}
+	return t.provider.Shutdown(ctx)
+}
+
+// Version is the build's version, supplied by the command.
+type Version string
+
+// Module provides *Tracing and flushes it on stop.
+var Module = fx.Module("tracing",
+	fx.Provide(func(lc fx.Lifecycle, cfg config.Config, v Version, logger *slog.Logger) (*Tracing, error) {
+		t, err := New(context.Background(), cfg.Tracing, string(v))
+		if err != nil {
+			return nil, err
+		}
+		if t.Enabled() {
+			logger.Info("Tracing to OTLP", "endpoint", cfg.Tracing.OTLPEndpoint, "sampleRatio", cfg.Tracing.SampleRatio)
+		}
+		lc.Append(fx.StopHook(t.Shutdown))
+		return t, nil
+	}),
+)
