@@ -417,7 +417,7 @@ func TestComposePortsAndMounts(t *testing.T) {
 	}
 	for _, want := range []string{"8082", "7233", "8080", "9090", "3000"} {
 		if _, ok := published[":"+want+"/tcp"]; !ok {
-			t.Errorf("host port %s is not published (docs/deploying.md lists it)", want)
+			t.Errorf("host port %s is not published (the README lists it)", want)
 		}
 	}
 }
@@ -1586,9 +1586,10 @@ func checkDependencies(t *testing.T, ov overlay, cfg config.Config, appSecrets m
 	}
 }
 
-// TestDocsDeploying: the guide names the commands and versions the files use.
+// TestDocsDeploying: the README's Deploying section names the commands and
+// versions the files use.
 func TestDocsDeploying(t *testing.T) {
-	doc := string(read(t, "docs/deploying.md"))
+	doc := string(read(t, "README.md"))
 	_, mods := goModVersions(t)
 	for _, want := range []string{
 		"docker compose up -d", "--scale worker=3", "kubectl apply -k deploy/k8s/overlays/local",
@@ -1597,7 +1598,7 @@ func TestDocsDeploying(t *testing.T) {
 		strings.TrimPrefix(mods["go.temporal.io/server"], "v"),
 	} {
 		if !strings.Contains(doc, want) {
-			t.Errorf("docs/deploying.md does not mention %q", want)
+			t.Errorf("README.md does not mention %q", want)
 		}
 	}
 }
