@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
@@ -154,15 +156,27 @@ func (c *Client) closed(ctx context.Context, key entityid.Key) (bool, error) {
 // Runs that record when flags change (a version marker in their history) get
 // each change stamped with its signal's time, close to the workflow's own.
 func (c *Client) lastRunState(ctx context.Context, key entityid.Key) (workflows.State, error) {
-	dc := converter.GetDefaultDataConverter()
-	var s workflows.State
-	started, fieldTimes := false, false
+	var events []*historypb.HistoryEvent
 	it := c.temporal.GetWorkflowHistory(ctx, key.WorkflowID(), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for it.HasNext() {
 		ev, err := it.Next()
 		if err != nil {
-			return s, err
+			return workflows.State{}, err
 		}
+		events = append(events, ev)
+	}
+	// The version marker follows the run's first commands in history, so
+	// look for it first. A run that completed no workflow task never decided
+	// its version: the current code would take the newest.
+	fieldTimes := slices.ContainsFunc(events, func(ev *historypb.HistoryEvent) bool {
+		return ev.GetMarkerRecordedEventAttributes().GetMarkerName() == versionMarker
+	}) || !slices.ContainsFunc(events, func(ev *historypb.HistoryEvent) bool {
+		return ev.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+	})
+	dc := converter.GetDefaultDataConverter()
+	var s workflows.State
+	started := false
+	for _, ev := range events {
 		switch ev.GetEventType() {
 		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
 			var in workflows.EntityInput
@@ -184,8 +198,6 @@ func (c *Client) lastRunState(ctx context.Context, key entityid.Key) (workflows.
 				at = ev.GetEventTime().AsTime()
 			}
 			_, _ = s.Apply(cmd.Kind, at) // and skips unknown kinds
-		case enumspb.EVENT_TYPE_MARKER_RECORDED:
-			fieldTimes = fieldTimes || ev.GetMarkerRecordedEventAttributes().GetMarkerName() == versionMarker
 		}
 	}
 	if !started {
