@@ -41,6 +41,7 @@ and the API. The temporal CLI works against the frontend (default 127.0.0.1:7233
 		cfg.Temporal.Address = net.JoinHostPort(cfg.Dev.IP, strconv.Itoa(cfg.Dev.FrontendPort))
 		cfg.Temporal.TLS = config.TLS{}
 		cfg.Temporal.APIKey = ""
+		cfg.Temporal.Compression = "none" // loopback: compression only costs CPU
 		logger, err := newLogger(cfg, "dev", "text")
 		if err != nil {
 			return err

@@ -76,6 +76,10 @@ type Temporal struct {
 	// APIKey authenticates to Temporal Cloud (sent as a bearer token; needs TLS).
 	APIKey string `yaml:"apiKey" env:"API_KEY"`
 	TLS    TLS    `yaml:"tls" envPrefix:"TLS_"`
+	// Compression of gRPC requests: gzip (the SDK's default, for slow or
+	// metered links such as Temporal Cloud) or none (saves CPU next to the
+	// cluster; the dev role uses none).
+	Compression string `yaml:"compression" env:"COMPRESSION"`
 }
 
 // TLS configures the connection to Temporal. Enabled with no files uses the
@@ -182,9 +186,10 @@ func Default() Config {
 	return Config{
 		Log: Log{Level: "info"},
 		Temporal: Temporal{
-			Address:   "127.0.0.1:7233",
-			Namespace: "default",
-			TaskQueue: "artifactstate-entities",
+			Address:     "127.0.0.1:7233",
+			Namespace:   "default",
+			TaskQueue:   "artifactstate-entities",
+			Compression: "gzip",
 		},
 		API: API{
 			ListenAddress:   ":8082",
@@ -317,6 +322,9 @@ func (c Config) Validate() error {
 	}
 	if c.Temporal.TaskQueue == "" {
 		bad("temporal.taskQueue", "must not be empty")
+	}
+	if c.Temporal.Compression != "gzip" && c.Temporal.Compression != "none" {
+		bad("temporal.compression", "must be gzip or none, got %q", c.Temporal.Compression)
 	}
 	if c.Temporal.APIKey != "" && !c.Temporal.TLS.Enabled {
 		bad("temporal.apiKey", "needs temporal.tls.enabled: true (the key must not travel in clear)")

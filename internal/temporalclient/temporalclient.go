@@ -47,6 +47,9 @@ func New(cfg config.Temporal, logger *slog.Logger, o Options) (client.Client, er
 			DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(recordAttempts)},
 		},
 	}
+	if cfg.Compression == "none" {
+		opts.ConnectionOptions.GrpcCompression = &client.GrpcCompressionNone{}
+	}
 	if cfg.TLS.Enabled {
 		tlsConfig, err := loadTLS(cfg.TLS)
 		if err != nil {
