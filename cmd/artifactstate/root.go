@@ -34,8 +34,8 @@ Configuration: defaults < --config YAML file < ARTIFACTSTATE_* environment < fla
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newAPICommand(), newWorkerCommand(), newDevCommand(), newMigrateCommand(),
-		newRecordHistoriesCommand(), newReplayCommand(), &cobra.Command{
+	root.AddCommand(newAPICommand(), newWorkerCommand(), newDevCommand(), newMigrateCommand(), newLoadtestCommand(),
+		newRecordHistoriesCommand(), newReplayCommand(), newBenchCommand(), &cobra.Command{
 			Use:   "version",
 			Short: "Print the version and commit",
 			Args:  cobra.NoArgs,

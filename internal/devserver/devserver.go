@@ -50,6 +50,17 @@ type Options struct {
 	DynamicConfig map[string]any
 }
 
+// devDynamicConfig lifts the per-host rate limits a production cluster
+// spreads over many hosts (matching.rps is 1200 by default): in one process
+// every call lands on one host, and the limits, not the machine, would cap
+// throughput ("namespace rate limit exceeded").
+var devDynamicConfig = map[string]any{
+	"frontend.rps":          100000,
+	"frontend.namespaceRPS": 100000,
+	"matching.rps":          100000,
+	"history.rps":           100000,
+}
+
 // Server is a running embedded Temporal server.
 type Server struct {
 	temporal temporal.Server
@@ -103,13 +114,14 @@ func (s *Server) Start() error {
 		temporal.WithAuthorizer(authorizer),
 		temporal.WithClaimMapper(func(*config.Config) authorization.ClaimMapper { return claimMapper }),
 	}
-	if len(opts.DynamicConfig) > 0 {
-		dc := make(dynamicconfig.StaticClient, len(opts.DynamicConfig))
-		for k, v := range opts.DynamicConfig {
-			dc[dynamicconfig.MakeKey(k)] = v
-		}
-		serverOpts = append(serverOpts, temporal.WithDynamicConfigClient(dc))
+	dc := make(dynamicconfig.StaticClient)
+	for k, v := range devDynamicConfig {
+		dc[dynamicconfig.MakeKey(k)] = v
 	}
+	for k, v := range opts.DynamicConfig {
+		dc[dynamicconfig.MakeKey(k)] = v
+	}
+	serverOpts = append(serverOpts, temporal.WithDynamicConfigClient(dc))
 	srv, err := temporal.NewServer(serverOpts...)
 	if err != nil {
 		return fmt.Errorf("devserver: %w", err)

@@ -1,0 +1,380 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/artifactstate/artifactstate/internal/entities"
+	"github.com/artifactstate/artifactstate/internal/entityid"
+	"github.com/artifactstate/artifactstate/internal/loadtest"
+	"github.com/artifactstate/artifactstate/worker"
+	"github.com/artifactstate/artifactstate/workflows"
+)
+
+// Results of a run.
+type Results struct {
+	Options struct {
+		Concurrency     int     `json:"concurrency"`
+		Pairs           int     `json:"pairs"`
+		DurationSeconds float64 `json:"durationSeconds"`
+		ReadModel       bool    `json:"readModel"`
+		Store           string  `json:"temporalStore"`
+	} `json:"options"`
+	Phases []Phase `json:"phases"`
+	Ratios struct {
+		APIWriteToRawSignal  float64 `json:"apiWriteToRawSignal"`
+		StrongReadToRawQuery float64 `json:"strongReadToRawQuery"`
+		EventualToStrongRead float64 `json:"eventualToStrongRead,omitempty"`
+	} `json:"ratios"`
+	Memory  *Memory        `json:"memory,omitempty"`
+	Evicted []EvictedQuery `json:"evictedQuery,omitempty"`
+}
+
+// Memory held by the worker for cached idle entities.
+type Memory struct {
+	Entities         int     `json:"entities"`
+	HeapCachedMiB    float64 `json:"heapWithCacheMiB"`
+	HeapPurgedMiB    float64 `json:"heapAfterPurgeMiB"`
+	BytesPerEntity   float64 `json:"bytesPerCachedEntity"`
+	CreateSeconds    float64 `json:"createSeconds"`
+	CreatedPerSecond float64 `json:"createdPerSecond"`
+}
+
+// EvictedQuery is the latency of a query to an entity of HistoryEvents
+// events that is not in the worker's cache (so the worker replays it).
+type EvictedQuery struct {
+	HistoryEvents int     `json:"historyEvents"`
+	EvictedMs     float64 `json:"evictedQueryMs"`
+	CachedMs      float64 `json:"cachedQueryMs"`
+}
+
+// Run runs every phase.
+func Run(ctx context.Context, o Options) (*Results, error) {
+	e, err := start(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err := e.stop(); err != nil {
+			o.Logger.Warn("stop the bench environment", "error", err)
+		}
+	}()
+	res := &Results{}
+	res.Options.Concurrency, res.Options.Pairs, res.Options.DurationSeconds = o.Concurrency, o.Pairs, o.Duration.Seconds()
+	res.Options.ReadModel = o.Cassandra.Enabled()
+	res.Options.Store = "SQLite in memory"
+	if o.DatabaseFile != "" {
+		res.Options.Store = "SQLite file (WAL)"
+	}
+	// Memory first, on a fresh worker: the purge after it empties the cache
+	// for the phases that follow.
+	if o.IdleEntities > 0 {
+		if err := e.memory(ctx, res); err != nil {
+			return res, err
+		}
+	}
+	if err := e.throughput(ctx, res); err != nil {
+		return res, err
+	}
+	if len(o.HistoryEvents) > 0 {
+		if err := e.evicted(ctx, res); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+func (e *env) pair(i int) entityid.Key {
+	return entityid.Key{UserID: userOf(i % 1000), ArtifactID: int64(i)}
+}
+
+// measure runs next for Warmup (discarded) and then Duration.
+func (e *env) measure(ctx context.Context, name string, next func(worker int) loadtest.Op) Phase {
+	o := e.opts
+	if o.Warmup > 0 {
+		loadtest.RunClosed(ctx, o.Concurrency, o.Warmup, next)
+	}
+	p := phaseOf(name, loadtest.RunClosed(ctx, o.Concurrency, o.Duration, next))
+	o.logf("  %-26s %8.0f/s  p50 %6.1f ms  p99 %6.1f ms  errors %d", name, p.Throughput, p.P50, p.P99, p.Errors)
+	return p
+}
+
+// roundsPerComparison is how many times each side of a comparison runs.
+const roundsPerComparison = 3
+
+// rounds measures a and b alternately and returns each side's totals: the
+// throughput is the mean of its rounds, the latencies the worst p99 and the
+// mean p50.
+func (e *env) rounds(ctx context.Context, aName string, a func(int) loadtest.Op, bName string, b func(int) loadtest.Op) (Phase, Phase) {
+	var as, bs []Phase
+	for r := range roundsPerComparison {
+		if r%2 == 0 {
+			as = append(as, e.measure(ctx, aName, a))
+			bs = append(bs, e.measure(ctx, bName, b))
+		} else {
+			bs = append(bs, e.measure(ctx, bName, b))
+			as = append(as, e.measure(ctx, aName, a))
+		}
+	}
+	sum := func(name string, ps []Phase) Phase {
+		out := Phase{Name: name}
+		for _, p := range ps {
+			out.Throughput += p.Throughput / float64(len(ps))
+			out.P50 += p.P50 / float64(len(ps))
+			out.P99 = max(out.P99, p.P99)
+			out.Errors += p.Errors
+			out.Count += p.Count
+		}
+		e.opts.logf("%-28s %8.0f/s  p50 %6.1f ms  p99 %6.1f ms  errors %d (%d rounds)", name, out.Throughput, out.P50, out.P99, out.Errors, len(ps))
+		return out
+	}
+	return sum(aName, as), sum(bName, bs)
+}
+
+// quiesce waits until every entity has processed its writes (a strong
+// read of each returns only then), so read phases measure reads.
+func (e *env) quiesce(ctx context.Context, ents *entities.Client) {
+	if err := parallel(ctx, e.opts.Concurrency, e.opts.Pairs, func(ctx context.Context, i int) error {
+		_, err := ents.State(ctx, e.pair(i))
+		return err
+	}); err != nil {
+		e.opts.Logger.Warn("quiesce", "error", err)
+	}
+}
+
+func (e *env) throughput(ctx context.Context, res *Results) error {
+	o := e.opts
+	ents := entities.New(e.client, e.cfg.Temporal.TaskQueue, o.Logger)
+	t0 := time.Now()
+	if err := parallel(ctx, o.Concurrency, o.Pairs, func(ctx context.Context, i int) error {
+		return retry(ctx, func() error { return ents.Apply(ctx, e.pair(i), workflows.SetArtifactReadByUser) })
+	}); err != nil {
+		return err
+	}
+	o.logf("created %d entities in %.1fs (%.0f/s)", o.Pairs, time.Since(t0).Seconds(), float64(o.Pairs)/time.Since(t0).Seconds())
+	api, err := loadtest.NewClient(e.apiURL, loadtest.ClientOptions{MaxConns: 4 * o.Concurrency, Timeout: 30 * time.Second})
+	if err != nil {
+		return err
+	}
+	defer api.Close()
+	// Both write phases flip the feed flag, so every write is a state change
+	// (and, with a read model, a projection).
+	var seq atomic.Uint64
+	pick := func(worker int) (entityid.Key, workflows.CommandKind) {
+		n := seq.Add(1)
+		kind := workflows.SetArtifactAddedToUserFeed
+		if n/uint64(o.Pairs)%2 == 1 {
+			kind = workflows.SetArtifactRemovedFromUserFeed
+		}
+		return e.pair(int(n % uint64(o.Pairs))), kind
+	}
+	rawSignal := func(int) loadtest.Op {
+		k, kind := pick(0)
+		return loadtest.Op{Call: "signal", Do: func(ctx context.Context) loadtest.Result {
+			_, err := e.client.SignalWithStartWorkflow(ctx, k.WorkflowID(), workflows.CommandSignalName, workflows.Command{Kind: kind},
+				client.StartWorkflowOptions{ID: k.WorkflowID(), TaskQueue: e.cfg.Temporal.TaskQueue},
+				workflows.EntityWorkflowName, workflows.EntityInput{UserID: k.UserID, ArtifactID: k.ArtifactID})
+			return loadtest.Result{Err: err, Write: true, Acked: err == nil}
+		}}
+	}
+	apiWriteOp := func(w int) loadtest.Op {
+		k, kind := pick(w)
+		return api.WriteOp(kind, k, w)
+	}
+	rawQueryOp := func(int) loadtest.Op {
+		k, _ := pick(0)
+		return loadtest.Op{Call: "query", Do: func(ctx context.Context) loadtest.Result {
+			v, err := e.client.QueryWorkflow(ctx, k.WorkflowID(), "", workflows.QueryGetAllStates)
+			if err == nil {
+				var s workflows.State
+				err = v.Get(&s)
+			}
+			return loadtest.Result{Err: err}
+		}}
+	}
+	strongOp := func(int) loadtest.Op {
+		k, _ := pick(0)
+		return api.AllStatesOp(k, true)
+	}
+	// Alternating rounds, so that neither side of a comparison always runs
+	// on a warmer (or more loaded) system than the other.
+	raw, apiWrite := e.rounds(ctx, "raw SDK SignalWithStart", rawSignal, "API write (HTTP)", apiWriteOp)
+	e.quiesce(ctx, ents)
+	rawQuery, strong := e.rounds(ctx, "raw SDK QueryWorkflow", rawQueryOp, "API strong read (HTTP)", strongOp)
+	res.Phases = append(res.Phases, raw, apiWrite, rawQuery, strong)
+	res.Ratios.APIWriteToRawSignal = apiWrite.Throughput / raw.Throughput
+	res.Ratios.StrongReadToRawQuery = strong.Throughput / rawQuery.Throughput
+	if e.store != nil {
+		eventual := e.measure(ctx, "API eventual read (HTTP)", func(int) loadtest.Op {
+			k, _ := pick(0)
+			return api.EventualOp(k)
+		})
+		res.Phases = append(res.Phases, eventual)
+		res.Ratios.EventualToStrongRead = eventual.Throughput / strong.Throughput
+	}
+	o.logf("ratios: API write / raw signal %.2f, strong read / raw query %.2f, eventual / strong %.2f",
+		res.Ratios.APIWriteToRawSignal, res.Ratios.StrongReadToRawQuery, res.Ratios.EventualToStrongRead)
+	return nil
+}
+
+// evicted measures queries to evicted entities by history length, on a
+// queue whose worker never continues as new.
+func (e *env) evicted(ctx context.Context, res *Results) error {
+	o := e.opts
+	const queue = "bench-long-history"
+	w := sdkworker.New(e.client, queue, sdkworker.Options{})
+	worker.Register(w, workflows.Options{}, nil) // no budget: histories grow
+	if err := w.Start(); err != nil {
+		return err
+	}
+	defer w.Stop()
+	ents := entities.New(e.client, queue, o.Logger)
+	for _, target := range o.HistoryEvents {
+		k := entityid.Key{UserID: "long-history", ArtifactID: int64(target)}
+		events := int64(0)
+		for n := 0; events < int64(target); n++ {
+			kind := []workflows.CommandKind{workflows.SetArtifactAddedToUserFeed, workflows.SetArtifactRemovedFromUserFeed}[n%2]
+			if err := ents.Apply(ctx, k, kind); err != nil {
+				return err
+			}
+			if n%50 == 0 {
+				if _, err := ents.State(ctx, k); err != nil { // let the tasks catch up
+					return err
+				}
+				d, err := e.client.DescribeWorkflowExecution(ctx, k.WorkflowID(), "")
+				if err != nil {
+					return err
+				}
+				events = d.GetWorkflowExecutionInfo().GetHistoryLength()
+			}
+		}
+		var evicted, cached []time.Duration
+		for range 7 {
+			// A write's workflow task puts the entity back in the cache (a
+			// query alone replays it without caching it).
+			if err := ents.Apply(ctx, k, workflows.SetArtifactReadByUser); err != nil {
+				return err
+			}
+			if _, err := ents.State(ctx, k); err != nil {
+				return err
+			}
+			t1 := time.Now()
+			if _, err := ents.State(ctx, k); err != nil {
+				return err
+			}
+			cached = append(cached, time.Since(t1))
+			sdkworker.PurgeStickyWorkflowCache()
+			t0 := time.Now()
+			if _, err := ents.State(ctx, k); err != nil {
+				return err
+			}
+			evicted = append(evicted, time.Since(t0))
+		}
+		q := EvictedQuery{HistoryEvents: int(events), EvictedMs: medianMs(evicted), CachedMs: medianMs(cached)}
+		res.Evicted = append(res.Evicted, q)
+		o.logf("query, %5d-event history: evicted %7.1f ms, cached %5.1f ms", q.HistoryEvents, q.EvictedMs, q.CachedMs)
+	}
+	return nil
+}
+
+// memory caches IdleEntities new entities in the worker and compares the
+// heap with the worker's cache full and purged.
+func (e *env) memory(ctx context.Context, res *Results) error {
+	o := e.opts
+	ents := entities.New(e.client, e.cfg.Temporal.TaskQueue, o.Logger)
+	key := func(i int) entityid.Key {
+		return entityid.Key{UserID: "idle-" + fmt.Sprint(i%1000), ArtifactID: int64(i)}
+	}
+	o.logf("creating %d idle entities...", o.IdleEntities)
+	t0 := time.Now()
+	base := heapMiB()
+	if err := parallel(ctx, o.Concurrency, o.IdleEntities, func(ctx context.Context, i int) error {
+		return retry(ctx, func() error { return ents.Apply(ctx, key(i), workflows.SetArtifactReadByUser) })
+	}); err != nil {
+		return err
+	}
+	// Every entity's first task done: a query to the last ones waits for it.
+	for i := max(0, o.IdleEntities-50); i < o.IdleEntities; i++ {
+		if err := retry(ctx, func() error { _, err := ents.State(ctx, key(i)); return err }); err != nil {
+			return err
+		}
+	}
+	created := time.Since(t0)
+	cached := heapMiB()
+	goroutinesCached := runtime.NumGoroutine()
+	sdkworker.PurgeStickyWorkflowCache()
+	purged := heapMiB()
+	o.logf("goroutines: %d with the cache full, %d after purging it", goroutinesCached, runtime.NumGoroutine())
+	mem := &Memory{Entities: o.IdleEntities, HeapCachedMiB: cached, HeapPurgedMiB: purged,
+		BytesPerEntity: (cached - purged) * (1 << 20) / float64(o.IdleEntities), CreateSeconds: created.Seconds(),
+		CreatedPerSecond: float64(o.IdleEntities) / created.Seconds()}
+	res.Memory = mem
+	o.logf("worker cache: %d entities; process heap %.0f MiB before, %.0f MiB with them cached, %.0f MiB after purging the cache: %.0f bytes per cached entity (created at %.0f/s)",
+		mem.Entities, base, mem.HeapCachedMiB, mem.HeapPurgedMiB, mem.BytesPerEntity, mem.CreatedPerSecond)
+	return nil
+}
+
+func heapMiB() float64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return float64(ms.HeapAlloc) / (1 << 20)
+}
+
+func medianMs(d []time.Duration) float64 {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return float64(s[len(s)/2].Microseconds()) / 1000
+}
+
+// retry retries f while it fails with a retriable Temporal error (a busy
+// server answers 503/504-like errors under a creation burst).
+func retry(ctx context.Context, f func() error) error {
+	for attempt := 0; ; attempt++ {
+		err := f()
+		if err == nil || attempt == 10 || !(errors.Is(err, entities.ErrTimeout) || errors.Is(err, entities.ErrUnavailable)) {
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+}
+
+// parallel runs f(0..n-1) on workers goroutines, stopping at the first error.
+func parallel(ctx context.Context, workers, n int, f func(context.Context, int) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var next atomic.Int64
+	var once sync.Once
+	var first error
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				if err := f(ctx, i); err != nil {
+					once.Do(func() { first = err; cancel() })
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
