@@ -131,11 +131,11 @@ func NewEntity(opts Options) *Entity { return &Entity{opts: opts} }
 func (e *Entity) Run(ctx workflow.Context, in EntityInput) error {
 	logger := workflow.GetLogger(ctx)
 	// An entity is the only copy of its state: a cancellation request is
-	// logged and otherwise ignored (terminate an entity to close it).
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		ctx.Done().Receive(ctx, nil)
-		logger.Warn("Ignoring cancellation request: entity workflows run until terminated")
-	})
+	// logged (at the next command) and otherwise ignored; terminate an entity
+	// to close it. No coroutine watches for it: every coroutine costs each
+	// cached entity a goroutine stack in the worker.
+	cancellation := ctx
+	cancellationLogged := false
 	ctx, _ = workflow.NewDisconnectedContext(ctx)
 
 	s := StartState(in)
@@ -170,6 +170,10 @@ func (e *Entity) Run(ctx workflow.Context, in EntityInput) error {
 	for {
 		var cmd Command
 		commands.Receive(ctx, &cmd)
+		if !cancellationLogged && cancellation.Err() != nil {
+			logger.Warn("Ignoring cancellation request: entity workflows run until terminated")
+			cancellationLogged = true
+		}
 		metrics := workflow.GetMetricsHandler(ctx)
 		changed := applyLogged(logger, metrics, &s, cmd, changedAt())
 		// Apply every command already delivered with this workflow task, so

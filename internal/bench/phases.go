@@ -39,14 +39,17 @@ type Results struct {
 	Evicted []EvictedQuery `json:"evictedQuery,omitempty"`
 }
 
-// Memory held by the worker for cached idle entities.
+// Memory held by the worker for cached idle entities: heap, and goroutine
+// stacks (each cached workflow keeps a coroutine, a goroutine, parked).
 type Memory struct {
-	Entities         int     `json:"entities"`
-	HeapCachedMiB    float64 `json:"heapWithCacheMiB"`
-	HeapPurgedMiB    float64 `json:"heapAfterPurgeMiB"`
-	BytesPerEntity   float64 `json:"bytesPerCachedEntity"`
-	CreateSeconds    float64 `json:"createSeconds"`
-	CreatedPerSecond float64 `json:"createdPerSecond"`
+	Entities            int     `json:"entities"`
+	StackPerEntity      float64 `json:"stackBytesPerCachedEntity"`
+	GoroutinesPerEntity float64 `json:"goroutinesPerCachedEntity"`
+	HeapCachedMiB       float64 `json:"heapWithCacheMiB"`
+	HeapPurgedMiB       float64 `json:"heapAfterPurgeMiB"`
+	BytesPerEntity      float64 `json:"bytesPerCachedEntity"`
+	CreateSeconds       float64 `json:"createSeconds"`
+	CreatedPerSecond    float64 `json:"createdPerSecond"`
 }
 
 // EvictedQuery is the latency of a query to an entity of HistoryEvents
@@ -310,16 +313,18 @@ func (e *env) memory(ctx context.Context, res *Results) error {
 	}
 	created := time.Since(t0)
 	cached := heapMiB()
-	goroutinesCached := runtime.NumGoroutine()
+	goroutinesCached, stackCached := runtime.NumGoroutine(), stackBytes()
 	sdkworker.PurgeStickyWorkflowCache()
 	purged := heapMiB()
-	o.logf("goroutines: %d with the cache full, %d after purging it", goroutinesCached, runtime.NumGoroutine())
+	goroutinesPurged, stackPurged := runtime.NumGoroutine(), stackBytes()
 	mem := &Memory{Entities: o.IdleEntities, HeapCachedMiB: cached, HeapPurgedMiB: purged,
 		BytesPerEntity: (cached - purged) * (1 << 20) / float64(o.IdleEntities), CreateSeconds: created.Seconds(),
-		CreatedPerSecond: float64(o.IdleEntities) / created.Seconds()}
+		CreatedPerSecond:    float64(o.IdleEntities) / created.Seconds(),
+		StackPerEntity:      (stackCached - stackPurged) / float64(o.IdleEntities),
+		GoroutinesPerEntity: float64(goroutinesCached-goroutinesPurged) / float64(o.IdleEntities)}
 	res.Memory = mem
-	o.logf("worker cache: %d entities; process heap %.0f MiB before, %.0f MiB with them cached, %.0f MiB after purging the cache: %.0f bytes per cached entity (created at %.0f/s)",
-		mem.Entities, base, mem.HeapCachedMiB, mem.HeapPurgedMiB, mem.BytesPerEntity, mem.CreatedPerSecond)
+	o.logf("worker cache: %d entities; process heap %.0f MiB before, %.0f MiB with them cached, %.0f MiB after purging the cache: %.0f heap + %.0f stack bytes (%.1f goroutines) per cached entity (created at %.0f/s)",
+		mem.Entities, base, mem.HeapCachedMiB, mem.HeapPurgedMiB, mem.BytesPerEntity, mem.StackPerEntity, mem.GoroutinesPerEntity, mem.CreatedPerSecond)
 	return nil
 }
 
@@ -329,6 +334,12 @@ func heapMiB() float64 {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return float64(ms.HeapAlloc) / (1 << 20)
+}
+
+func stackBytes() float64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return float64(ms.StackInuse)
 }
 
 func medianMs(d []time.Duration) float64 {
