@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,9 +9,7 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/stretchr/testify/require"
@@ -21,53 +18,13 @@ import (
 	"github.com/artifactstate/artifactstate/internal/config"
 	"github.com/artifactstate/artifactstate/internal/entities"
 	"github.com/artifactstate/artifactstate/internal/entityid"
+	"github.com/artifactstate/artifactstate/internal/memstore"
 	"github.com/artifactstate/artifactstate/internal/metrics"
-	"github.com/artifactstate/artifactstate/workflows"
 )
 
-// memoryEntities is an in-memory Entities for the router's own tests (the
-// Temporal-backed one is tested end to end in internal/integration).
-type memoryEntities struct {
-	mu     sync.Mutex
-	states map[entityid.Key]workflows.State
-	err    error // returned by every call when set
-}
-
-func (m *memoryEntities) Apply(_ context.Context, key entityid.Key, kind workflows.CommandKind) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.err != nil {
-		return m.err
-	}
-	s := m.states[key]
-	if _, err := s.Apply(kind, time.Time{}); err != nil {
-		return err
-	}
-	m.states[key] = s
-	return nil
-}
-
-func (m *memoryEntities) State(_ context.Context, key entityid.Key) (workflows.State, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.states[key], m.err
-}
-
-func (m *memoryEntities) IsArtifactReadByUser(ctx context.Context, key entityid.Key) (bool, error) {
-	s, err := m.State(ctx, key)
-	return s.ArtifactRead, err
-}
-
-func (m *memoryEntities) IsArtifactInUserFeed(ctx context.Context, key entityid.Key) (bool, error) {
-	s, err := m.State(ctx, key)
-	return s.ArtifactInUserFeed, err
-}
-
-func (m *memoryEntities) Ready(context.Context) error { return m.err }
-
-func newTestServer(t *testing.T) (*httptest.Server, *memoryEntities) {
+func newTestServer(t *testing.T) (*httptest.Server, *memstore.Entities) {
 	t.Helper()
-	m := &memoryEntities{states: map[entityid.Key]workflows.State{}}
+	m := memstore.New()
 	cfg := config.Default().API
 	cfg.MaxBodyBytes = 1024
 	srv := httptest.NewServer(NewHandler(cfg, Deps{Entities: m, Logger: slog.New(slog.DiscardHandler)}))
@@ -149,7 +106,7 @@ func TestBadInputGetsA4xxNamingTheProblem(t *testing.T) {
 			}
 		})
 	}
-	require.Empty(t, m.states, "no bad request may reach the entities")
+	require.Zero(t, m.Len(), "no bad request may reach the entities")
 }
 
 func TestAnswersAreByteCompatible(t *testing.T) {
@@ -180,7 +137,7 @@ func TestBackendFailuresMapToStatuses(t *testing.T) {
 	}
 	for _, tc := range cases {
 		srv, m := newTestServer(t)
-		m.err = tc.err
+		m.FailWith(tc.err)
 		for _, r := range []result{
 			call(t, "POST", srv.URL+"/artifactState/setArtifactReadByUser", `{"artifactId":1,"userId":"Mike"}`),
 			call(t, "GET", srv.URL+"/artifactState/isArtifactReadByUser?artifactId=1&userId=Mike", ""),
@@ -198,7 +155,7 @@ func TestHealthEndpoints(t *testing.T) {
 	srv, m := newTestServer(t)
 	require.Equal(t, 200, call(t, "GET", srv.URL+"/healthz", "").status)
 	require.Equal(t, 200, call(t, "GET", srv.URL+"/readyz", "").status)
-	m.err = fmt.Errorf("%w: down", entities.ErrUnavailable)
+	m.FailWith(fmt.Errorf("%w: down", entities.ErrUnavailable))
 	require.Equal(t, 200, call(t, "GET", srv.URL+"/healthz", "").status)
 	r := call(t, "GET", srv.URL+"/readyz", "")
 	require.Equal(t, 503, r.status)
@@ -251,7 +208,7 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 		}
 	}
 	served := map[string]bool{}
-	h := NewHandler(config.Default().API, Deps{Entities: &memoryEntities{}, Metrics: metrics.New("test", "test"), Logger: slog.New(slog.DiscardHandler)}).(*gin.Engine)
+	h := NewHandler(config.Default().API, Deps{Entities: memstore.New(), Metrics: metrics.New("test", "test"), Logger: slog.New(slog.DiscardHandler)}).(*gin.Engine)
 	for _, r := range h.Routes() {
 		path := regexp.MustCompile(`:(\w+)`).ReplaceAllString(r.Path, "{$1}")
 		served[r.Method+" "+path] = true

@@ -300,7 +300,24 @@ func (e *env) memory(ctx context.Context, res *Results) error {
 	o.logf("creating %d idle entities...", o.IdleEntities)
 	t0 := time.Now()
 	base := heapMiB()
+	var done atomic.Int64
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() { // progress: the creation rate falls as SQLite fills up
+		last, lastAt := int64(0), time.Now()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(30 * time.Second):
+				n := done.Load()
+				o.logf("  %d created, %.0f/s over the last 30 s", n, float64(n-last)/time.Since(lastAt).Seconds())
+				last, lastAt = n, time.Now()
+			}
+		}
+	}()
 	if err := parallel(ctx, o.Concurrency, o.IdleEntities, func(ctx context.Context, i int) error {
+		defer done.Add(1)
 		return retry(ctx, func() error { return ents.Apply(ctx, key(i), workflows.SetArtifactReadByUser) })
 	}); err != nil {
 		return err

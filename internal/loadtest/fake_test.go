@@ -12,77 +12,37 @@ import (
 
 	"github.com/artifactstate/artifactstate/internal/config"
 	"github.com/artifactstate/artifactstate/internal/entityid"
+	"github.com/artifactstate/artifactstate/internal/memstore"
 	"github.com/artifactstate/artifactstate/internal/readmodel"
 	"github.com/artifactstate/artifactstate/server"
 	"github.com/artifactstate/artifactstate/workflows"
 )
 
-// memoryEntities is an in-memory server.Entities (like the router's own
-// tests use), with faults to inject.
+// memoryEntities is the in-memory entity store with one fault of ours:
+// with loseRead, every setArtifactReadByUser of the first pair that gets one
+// is acknowledged but not applied.
 type memoryEntities struct {
-	mu     sync.Mutex
-	states map[entityid.Key]workflows.State
-	err    error // returned by every call when set
-
-	// loseRead: every setArtifactReadByUser of the first pair that gets one
-	// is acknowledged but not applied.
+	*memstore.Entities
+	mu       sync.Mutex
 	loseRead bool
 	lostKey  *entityid.Key
-	// gate, when set, holds every read until it is closed (or the request
-	// ends).
-	gate chan struct{}
 }
 
 func newMemoryEntities() *memoryEntities {
-	return &memoryEntities{states: map[entityid.Key]workflows.State{}}
-}
-
-func (m *memoryEntities) Apply(_ context.Context, key entityid.Key, kind workflows.CommandKind) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.err != nil {
-		return m.err
-	}
-	if m.loseRead && kind == workflows.SetArtifactReadByUser {
+	m := &memoryEntities{Entities: memstore.New()}
+	m.DropWrites(func(key entityid.Key, kind workflows.CommandKind) bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if !m.loseRead || kind != workflows.SetArtifactReadByUser {
+			return false
+		}
 		if m.lostKey == nil {
 			m.lostKey = &key
 		}
-		if *m.lostKey == key {
-			return nil // acknowledged, and lost
-		}
-	}
-	s := m.states[key]
-	if _, err := s.Apply(kind, time.Time{}); err != nil {
-		return err
-	}
-	m.states[key] = s
-	return nil
+		return *m.lostKey == key
+	})
+	return m
 }
-
-func (m *memoryEntities) State(ctx context.Context, key entityid.Key) (workflows.State, error) {
-	if m.gate != nil {
-		select {
-		case <-m.gate:
-		case <-ctx.Done():
-			return workflows.State{}, ctx.Err()
-		}
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.states[key], m.err
-}
-
-func (m *memoryEntities) IsArtifactReadByUser(ctx context.Context, key entityid.Key) (bool, error) {
-	s, err := m.State(ctx, key)
-	return s.ArtifactRead, err
-}
-
-func (m *memoryEntities) IsArtifactInUserFeed(ctx context.Context, key entityid.Key) (bool, error) {
-	s, err := m.State(ctx, key)
-	return s.ArtifactInUserFeed, err
-}
-
-func (m *memoryEntities) Ready(context.Context) error { return m.err }
 
 func (m *memoryEntities) lost() entityid.Key {
 	m.mu.Lock()
@@ -107,9 +67,10 @@ func (r *memoryReadModel) Get(ctx context.Context, userID string, artifactID int
 	if r.stale.Add(-1) >= 0 || r.never[key] {
 		return readmodel.Row{UserID: userID, ArtifactID: artifactID}, false, nil
 	}
-	r.entities.mu.Lock()
-	s := r.entities.states[key]
-	r.entities.mu.Unlock()
+	s, err := r.entities.State(ctx, key)
+	if err != nil {
+		return readmodel.Row{}, false, err
+	}
 	return readmodel.Row{UserID: userID, ArtifactID: artifactID, ArtifactRead: s.ArtifactRead,
 		ArtifactInUserFeed: s.ArtifactInUserFeed, Version: s.Version, ChangedAt: time.Now()}, true, nil
 }

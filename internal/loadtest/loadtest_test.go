@@ -144,7 +144,8 @@ func TestReadModelThatDoesNotConvergeFails(t *testing.T) {
 func TestOpenModelCountsDroppedArrivals(t *testing.T) {
 	t.Parallel()
 	m := newMemoryEntities()
-	m.gate = make(chan struct{}) // reads hang until every arrival was made
+	gate := make(chan struct{}) // reads hang until every arrival was made
+	m.HoldReads(gate)
 	srv := startAPI(t, m, nil)
 	c := newClient(t, srv, 4)
 	const arrivals = 100
@@ -152,7 +153,7 @@ func TestOpenModelCountsDroppedArrivals(t *testing.T) {
 	rep := RunOpen(context.Background(), 400, arrivals*time.Second/400, 2, func() Op {
 		n++
 		if n == arrivals {
-			close(m.gate)
+			close(gate)
 		}
 		return c.AllStatesOp(Pair{UserID: "Smith", ArtifactID: int64(n)}, true)
 	})
@@ -271,7 +272,7 @@ func TestErrorsAreCountedByStatus(t *testing.T) {
 		{errors.New("boom"), 500, "500 internal", true},
 	} {
 		m := newMemoryEntities()
-		m.err = tc.err
+		m.FailWith(tc.err)
 		srv := startAPI(t, m, nil)
 		c := newClient(t, srv, 4)
 		rep := runGatling(t, c, 3, 0, 5)

@@ -1,0 +1,111 @@
+// Package memstore is an in-memory stand-in for the entity store (the
+// server.Entities the API calls), with hooks to inject faults. It serves the
+// tests of the HTTP layer and of the API's clients, which need no Temporal;
+// the real store is tested end to end in internal/integration.
+package memstore
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/artifactstate/artifactstate/internal/entityid"
+	"github.com/artifactstate/artifactstate/workflows"
+)
+
+// Entities keeps every pair's state in a map, applying commands with the
+// entity workflow's own State.Apply.
+type Entities struct {
+	mu     sync.Mutex
+	states map[entityid.Key]workflows.State
+	err    error
+	drop   func(entityid.Key, workflows.CommandKind) bool
+	gate   chan struct{}
+}
+
+// New returns an empty store.
+func New() *Entities { return &Entities{states: map[entityid.Key]workflows.State{}} }
+
+// FailWith makes every call fail with err (nil: work again).
+func (m *Entities) FailWith(err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.err = err
+}
+
+// DropWrites acknowledges, without applying, every write for which drop
+// returns true: a store that loses acknowledged writes.
+func (m *Entities) DropWrites(drop func(entityid.Key, workflows.CommandKind) bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.drop = drop
+}
+
+// HoldReads makes every read wait until gate is closed (or its request
+// ends): a slow store.
+func (m *Entities) HoldReads(gate chan struct{}) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.gate = gate
+}
+
+// Len is the number of pairs written.
+func (m *Entities) Len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.states)
+}
+
+// Apply implements server.Entities.
+func (m *Entities) Apply(_ context.Context, key entityid.Key, kind workflows.CommandKind) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.err != nil {
+		return m.err
+	}
+	if m.drop != nil && m.drop(key, kind) {
+		return nil
+	}
+	s := m.states[key]
+	if _, err := s.Apply(kind, time.Now()); err != nil {
+		return err
+	}
+	m.states[key] = s
+	return nil
+}
+
+// State implements server.Entities.
+func (m *Entities) State(ctx context.Context, key entityid.Key) (workflows.State, error) {
+	m.mu.Lock()
+	gate := m.gate
+	m.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return workflows.State{}, ctx.Err()
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.states[key], m.err
+}
+
+// IsArtifactReadByUser implements server.Entities.
+func (m *Entities) IsArtifactReadByUser(ctx context.Context, key entityid.Key) (bool, error) {
+	s, err := m.State(ctx, key)
+	return s.ArtifactRead, err
+}
+
+// IsArtifactInUserFeed implements server.Entities.
+func (m *Entities) IsArtifactInUserFeed(ctx context.Context, key entityid.Key) (bool, error) {
+	s, err := m.State(ctx, key)
+	return s.ArtifactInUserFeed, err
+}
+
+// Ready implements server.Entities.
+func (m *Entities) Ready(context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.err
+}

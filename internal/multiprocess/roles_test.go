@@ -1,0 +1,85 @@
+package multiprocess
+
+import (
+	"net/http"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/artifactstate/artifactstate/internal/testenv"
+)
+
+// `artifactstate dev` is the whole system in one process: API, worker,
+// embedded Temporal frontend (the temporal CLI's port) and Web UI; SIGINT
+// (Ctrl-C) stops it cleanly with exit status 0.
+func TestDevRoleServesAndStopsCleanly(t *testing.T) {
+	t.Parallel()
+	api, frontend, ui := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
+	p := start(t, "dev", "dev", []string{
+		"ARTIFACTSTATE_API_LISTEN_ADDRESS=127.0.0.1:" + strconv.Itoa(api),
+		"ARTIFACTSTATE_DEV_FRONTEND_PORT=" + strconv.Itoa(frontend),
+		"ARTIFACTSTATE_DEV_UI_PORT=" + strconv.Itoa(ui),
+		"ARTIFACTSTATE_DEV_DATA_DIR=" + t.TempDir(),
+		"ARTIFACTSTATE_METRICS_PPROF=true",
+	}, api)
+	r, err := call("POST", p.url+"/artifactState/setArtifactAddedToUserFeed", pair(3, "dev-user"))
+	if err != nil || r.body != `{"success":true}` {
+		t.Fatalf("write: %d %q %v", r.status, r.body, err)
+	}
+	r, err = call("GET", p.url+"/artifactState/isArtifactInUserFeed"+query(3, "dev-user"), "")
+	if err != nil || r.body != `{"answer":true,"artifactId":3,"userId":"dev-user"}` {
+		t.Fatalf("read: %d %q %v", r.status, r.body, err)
+	}
+	for _, url := range []string{"http://127.0.0.1:" + strconv.Itoa(ui) + "/", p.url + "/metrics", p.url + "/debug/pprof/"} {
+		r, err := call("GET", url, "")
+		if err != nil || r.status != http.StatusOK {
+			t.Fatalf("GET %s: %d %v", url, r.status, err)
+		}
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("dev did not stop within 30s of SIGINT")
+	}
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("dev exited with %d:\n%s", code, p.output())
+	}
+	for _, want := range []string{"API stopped", "Worker stopped", "Temporal server stopped"} {
+		if !strings.Contains(p.output(), want) {
+			t.Errorf("the shutdown log lacks %q", want)
+		}
+	}
+}
+
+// Bad configuration stops a role before it dials anything, naming every
+// problem.
+func TestBadConfigurationIsReportedAtStart(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command(binary, "worker")
+	cmd.Env = []string{
+		"ARTIFACTSTATE_TEMPORAL_ADDRESS=no-port",
+		"ARTIFACTSTATE_WORKER_MAX_HISTORY_EVENTS=5",
+		"ARTIFACTSTATE_CASSANDRA_CONSISTENCY=SOMETIMES",
+	}
+	out, err := cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); err == nil || code != 1 {
+		t.Fatalf("exit %d (%v), want 1:\n%s", code, err, out)
+	}
+	for _, want := range []string{"invalid configuration", "temporal.address", "worker.maxHistoryEvents", "cassandra.consistency"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	cmd = exec.Command(binary, "api")
+	cmd.Env = []string{"ARTIFACTSTATE_API_REQUEST_TIMEOUT=soon"}
+	out, _ = cmd.CombinedOutput()
+	if !strings.Contains(string(out), "ARTIFACTSTATE_API_REQUEST_TIMEOUT") {
+		t.Errorf("the bad variable is not named:\n%s", out)
+	}
+}
