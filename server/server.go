@@ -146,7 +146,10 @@ func (s *Server) logRequests(c *gin.Context) {
 	case status >= 400:
 		level = slog.LevelInfo
 	}
-	s.logger.Log(c.Request.Context(), level, "HTTP request",
-		"method", c.Request.Method, "route", c.FullPath(), "path", c.Request.URL.Path,
-		"status", status, "duration", time.Since(start))
+	attrs := []any{"method", c.Request.Method, "route", c.FullPath(), "path", c.Request.URL.Path,
+		"status", status, "duration", time.Since(start)}
+	if key, ok := c.Get(keyParam); ok {
+		attrs = append(attrs, "WorkflowID", key.(entityid.Key).WorkflowID())
+	}
+	s.logger.Log(c.Request.Context(), level, "HTTP request", attrs...)
 }

@@ -305,9 +305,6 @@ type VerifyOptions struct {
 	LoadEnded time.Time
 }
 
-// retries of a strong read answered 503, 504 or not at all.
-const strongAttempts = 5
-
 // Verify checks that the final state of every pair with an acknowledged
 // write in l is as expected (see Ledger): first through the API's strong
 // read (getAllStates), then through the read model's eventual read, polled
@@ -337,7 +334,7 @@ func Verify(ctx context.Context, c *Client, l *Ledger, o VerifyOptions) *Verific
 	problems := make([]*Mismatch, len(exps))
 	forEach(ctx, o.Concurrency, len(exps), func(i int) {
 		e := exps[i]
-		s, res := strongRead(ctx, c, e.Pair)
+		s, res := strongRead(ctx, c, e.Pair, o.LoadEnded.Add(o.ConvergeTimeout))
 		switch {
 		case res.Err != nil && ctx.Err() != nil:
 		case res.Err != nil:
@@ -398,12 +395,13 @@ func Verify(ctx context.Context, c *Client, l *Ledger, o VerifyOptions) *Verific
 }
 
 // strongRead is getAllStates (POST), retried while the answer is 503, 504
-// or no answer in time.
-func strongRead(ctx context.Context, c *Client, p Pair) (PairState, Result) {
+// or no answer in time, until the deadline: a service still working off a
+// backlog after an overload answers reads with 504 for a while.
+func strongRead(ctx context.Context, c *Client, p Pair, deadline time.Time) (PairState, Result) {
 	backoff := 100 * time.Millisecond
-	for attempt := 1; ; attempt++ {
+	for {
 		s, res := c.AllStates(ctx, p, false)
-		if res.Err == nil || !res.Retriable() || attempt == strongAttempts || !pause(ctx, backoff) {
+		if res.Err == nil || !res.Retriable() || time.Now().After(deadline) || !pause(ctx, backoff) {
 			return s, res
 		}
 		backoff = min(2*backoff, 2*time.Second)
