@@ -70,6 +70,9 @@ func (o Options) logf(format string, args ...any) {
 }
 
 func start(ctx context.Context, o Options) (*env, error) {
+	// The SDK's sticky cache is one per process and sized when first used:
+	// the embedded server's own system workers would size it (10,000) first.
+	sdkworker.SetStickyWorkflowCacheSize(max(10000, o.IdleEntities+o.Pairs+1000))
 	port, err := freePort()
 	if err != nil {
 		return nil, err

@@ -322,12 +322,22 @@ func (e *env) memory(ctx context.Context, res *Results) error {
 	}); err != nil {
 		return err
 	}
-	// Every entity's first task done: a query to the last ones waits for it.
+	// Every entity's first task done: the worker may trail the creations by
+	// minutes, and a query to the last ones waits for their tasks.
+	settle, cancel := context.WithTimeout(ctx, 30*time.Minute)
+	defer cancel()
 	for i := max(0, o.IdleEntities-50); i < o.IdleEntities; i++ {
-		if err := retry(ctx, func() error { _, err := ents.State(ctx, key(i)); return err }); err != nil {
-			return err
+		for {
+			_, err := ents.State(settle, key(i))
+			if err == nil {
+				break
+			}
+			if settle.Err() != nil || !(errors.Is(err, entities.ErrTimeout) || errors.Is(err, entities.ErrUnavailable)) {
+				return fmt.Errorf("wait for the idle entities' first tasks: %w", err)
+			}
 		}
 	}
+	o.logf("  all %d entities processed after %.0fs", o.IdleEntities, time.Since(t0).Seconds())
 	created := time.Since(t0)
 	cached := heapMiB()
 	goroutinesCached, stackCached := runtime.NumGoroutine(), stackBytes()
