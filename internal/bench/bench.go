@@ -73,7 +73,7 @@ func start(ctx context.Context, o Options) (*env, error) {
 	// The SDK's sticky cache is one per process and sized when first used:
 	// the embedded server's own system workers would size it (10,000) first.
 	sdkworker.SetStickyWorkflowCacheSize(max(10000, o.IdleEntities+o.Pairs+1000))
-	port, err := freePort()
+	port, err := devserver.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -143,15 +143,6 @@ func (e *env) stop() error {
 	}
 	errs = append(errs, e.srv.Stop())
 	return errors.Join(errs...)
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 func userOf(i int) string { return "bench-" + strconv.Itoa(i) }

@@ -202,18 +202,18 @@ func serverConfig(opts Options) (*config.Config, error) {
 	conf.Services = map[string]config.Service{}
 	for _, name := range []string{"frontend", "history", "matching", "worker"} {
 		svc := config.Service{}
-		if svc.RPC.MembershipPort, err = freePort(); err != nil {
+		if svc.RPC.MembershipPort, err = FreePort(); err != nil {
 			return nil, err
 		}
 		if name == "frontend" {
 			svc.RPC.GRPCPort, svc.RPC.BindOnIP = opts.FrontendPort, opts.IP
 			// The HTTP API (Nexus endpoints) on any free port.
-			if svc.RPC.HTTPPort, err = freePort(); err != nil {
+			if svc.RPC.HTTPPort, err = FreePort(); err != nil {
 				return nil, err
 			}
 		} else {
 			svc.RPC.BindOnLocalHost = true
-			if svc.RPC.GRPCPort, err = freePort(); err != nil {
+			if svc.RPC.GRPCPort, err = FreePort(); err != nil {
 				return nil, err
 			}
 		}
@@ -289,8 +289,8 @@ func checkFree(ip string, port int) error {
 	return ln.Close()
 }
 
-// freePort asks the kernel for a free loopback port.
-func freePort() (int, error) {
+// FreePort asks the kernel for a loopback port nobody listens on now.
+func FreePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("devserver: no free port: %w", err)

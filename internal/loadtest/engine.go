@@ -115,10 +115,7 @@ func (r *Runner) Closed(ctx context.Context, concurrency int, duration time.Dura
 		wg.Go(func() {
 			for time.Since(rec.start) < duration && ctx.Err() == nil {
 				op := next(w)
-				rec.begin()
-				began := time.Now()
-				res := op.Do(ctx)
-				rec.record(ctx, op.Call, began, time.Now(), res)
+				rec.run(ctx, op)
 			}
 		})
 	}
@@ -209,10 +206,7 @@ inject:
 				if ctx.Err() != nil {
 					return
 				}
-				rec.begin()
-				began := time.Now()
-				res := op.Do(ctx)
-				rec.record(ctx, op.Call, began, time.Now(), res)
+				rec.run(ctx, op)
 			}
 		})
 	}

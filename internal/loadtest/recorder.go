@@ -68,6 +68,14 @@ func (c *callRecord) second(i int) *second {
 	return &c.seconds[i]
 }
 
+// run performs op now and records it, latency measured from now.
+func (r *recorder) run(ctx context.Context, op Op) {
+	r.begin()
+	began := time.Now()
+	res := op.Do(ctx)
+	r.record(ctx, op.Call, began, time.Now(), res)
+}
+
 func (r *recorder) begin() {
 	r.mu.Lock()
 	r.inFlight++

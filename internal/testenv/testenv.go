@@ -155,12 +155,11 @@ func StartAPI(t testing.TB, c client.Client, cfg config.Config, store *readmodel
 // FreePort returns a loopback port nobody listens on right now.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := devserver.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // Eventually polls cond every interval until it returns nil or the timeout

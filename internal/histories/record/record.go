@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -43,7 +42,7 @@ const (
 // Run records every scenario into outDir as
 // v<HistoryVersion>-<scenario>[-run<N>].json.gz and returns the files written.
 func Run(ctx context.Context, outDir string, logger *slog.Logger) ([]string, error) {
-	port, err := freePort()
+	port, err := devserver.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -262,15 +261,6 @@ func (w *scriptedWriter) writtenVersion(user string) uint64 {
 		return p.written
 	}
 	return 0
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 var errTimeout = errors.New("timed out")
