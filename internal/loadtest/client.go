@@ -250,21 +250,9 @@ func (c *Client) AllStates(ctx context.Context, p Pair, get bool) (PairState, Re
 	if err != nil {
 		return PairState{}, res
 	}
-	var ans struct {
-		ArtifactID         int64  `json:"artifactId"`
-		ArtifactInUserFeed *bool  `json:"artifactInUserFeed"`
-		ArtifactRead       *bool  `json:"artifactRead"`
-		UserID             string `json:"userId"`
-	}
-	if json.Unmarshal(body, &ans) != nil || ans.ArtifactRead == nil || ans.ArtifactInUserFeed == nil {
-		res.Err = fmt.Errorf("%w: getAllStates did not answer both flags", ErrUnexpectedAnswer)
-		return PairState{}, res
-	}
-	if ans.ArtifactID != p.ArtifactID || ans.UserID != p.UserID {
-		res.Err = fmt.Errorf("%w: getAllStates answered about another pair", ErrUnexpectedAnswer)
-		return PairState{}, res
-	}
-	return PairState{ArtifactRead: *ans.ArtifactRead, ArtifactInUserFeed: *ans.ArtifactInUserFeed}, res
+	state, err := decodeFlags(body, p, "getAllStates", "")
+	res.Err = err
+	return state, res
 }
 
 // AllStatesOp is AllStates as an operation (CallGetAllStates, or
@@ -293,6 +281,14 @@ func (c *Client) Eventual(ctx context.Context, p Pair) (PairState, Result) {
 	if err != nil {
 		return PairState{}, res
 	}
+	state, err := decodeFlags(body, p, "the eventual read", "eventual")
+	res.Err = err
+	return state, res
+}
+
+// decodeFlags reads both flags of p from a 200 answer of what (getAllStates
+// or a /v1 pair read); consistency, when not empty, must match the answer's.
+func decodeFlags(body []byte, p Pair, what, consistency string) (PairState, error) {
 	var ans struct {
 		UserID             string `json:"userId"`
 		ArtifactID         int64  `json:"artifactId"`
@@ -300,15 +296,14 @@ func (c *Client) Eventual(ctx context.Context, p Pair) (PairState, Result) {
 		ArtifactInUserFeed *bool  `json:"artifactInUserFeed"`
 		Consistency        string `json:"consistency"`
 	}
-	if json.Unmarshal(body, &ans) != nil || ans.ArtifactRead == nil || ans.ArtifactInUserFeed == nil || ans.Consistency != "eventual" {
-		res.Err = fmt.Errorf("%w: the eventual read did not answer both flags", ErrUnexpectedAnswer)
-		return PairState{}, res
+	if json.Unmarshal(body, &ans) != nil || ans.ArtifactRead == nil || ans.ArtifactInUserFeed == nil ||
+		(consistency != "" && ans.Consistency != consistency) {
+		return PairState{}, fmt.Errorf("%w: %s did not answer both flags", ErrUnexpectedAnswer, what)
 	}
 	if ans.ArtifactID != p.ArtifactID || ans.UserID != p.UserID {
-		res.Err = fmt.Errorf("%w: the eventual read answered about another pair", ErrUnexpectedAnswer)
-		return PairState{}, res
+		return PairState{}, fmt.Errorf("%w: %s answered about another pair", ErrUnexpectedAnswer, what)
 	}
-	return PairState{ArtifactRead: *ans.ArtifactRead, ArtifactInUserFeed: *ans.ArtifactInUserFeed}, res
+	return PairState{ArtifactRead: *ans.ArtifactRead, ArtifactInUserFeed: *ans.ArtifactInUserFeed}, nil
 }
 
 // EventualOp is Eventual as an operation.
