@@ -14,7 +14,7 @@ import (
 
 func TestYAMLHasRequiredKeys(t *testing.T) {
 	l := layout{"/run/dir with space"}
-	y, err := yamlFor(l, "127.0.0.1", 19042, 17000)
+	y, err := yamlFor(l, "127.0.0.1", 19042, 17000, nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,10 +38,50 @@ func TestYAMLHasRequiredKeys(t *testing.T) {
 		"saved_caches_directory: ",
 		"auto_snapshot: false\n",
 		"concurrent_compactors: 1\n",
+		"hinted_handoff_enabled: false\n", // a single node has nobody to keep hints for
 	} {
 		if !strings.Contains(y, want) {
 			t.Errorf("cassandra.yaml lacks %q:\n%s", want, y)
 		}
+	}
+}
+
+func TestYAMLOfRingMember(t *testing.T) {
+	y, err := yamlFor(layout{"/r"}, "127.0.0.2", 19042, 17000,
+		[]string{"127.0.0.1:17000", "127.0.0.2:17000", "127.0.0.3:17000"}, "-3074457345618258603")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"initial_token: -3074457345618258603\n",
+		"- seeds: \"127.0.0.1:17000,127.0.0.2:17000,127.0.0.3:17000\"\n",
+		"listen_address: 127.0.0.2\n",
+		"rpc_address: 127.0.0.2\n",
+		"hinted_handoff_enabled: true\n", // a node back from a crash catches up
+	} {
+		if !strings.Contains(y, want) {
+			t.Errorf("cassandra.yaml lacks %q:\n%s", want, y)
+		}
+	}
+}
+
+func TestCheckRing(t *testing.T) {
+	good := Options{Host: "127.0.0.3", Seeds: []string{"127.0.0.1:7000"}, InitialToken: "-42"}
+	if err := good.checkRing(); err != nil {
+		t.Fatalf("valid ring options rejected: %v", err)
+	}
+	for name, o := range map[string]Options{
+		"non-loopback host": {Host: "10.0.0.1", InitialToken: "0"},
+		"IPv6 host":         {Host: "::1", InitialToken: "0"},
+		"seed without port": {Host: "127.0.0.1", Seeds: []string{"127.0.0.1"}, InitialToken: "0"},
+		"token not integer": {Host: "127.0.0.1", InitialToken: "middle"},
+	} {
+		if err := o.checkRing(); err == nil {
+			t.Errorf("%s: accepted %+v", name, o)
+		}
+	}
+	if o := (Options{}).withDefaults(); o.Host != "127.0.0.1" || o.InitialToken != "0" || o.checkRing() != nil {
+		t.Errorf("defaults = host %q token %q", o.Host, o.InitialToken)
 	}
 }
 

@@ -28,7 +28,7 @@ var ErrNotRunning = errors.New("localcassandra: no running node")
 
 // Node is a running Cassandra process.
 type Node struct {
-	Host        string // always 127.0.0.1
+	Host        string // a loopback address, 127.0.0.1 unless Options.Host says otherwise
 	NativePort  int    // CQL port
 	StoragePort int    // internode port
 	RunDir      string
@@ -58,6 +58,9 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 	l := layout{runDir}
 	heap, err := heapFlags(opts.HeapMin, opts.HeapMax)
 	if err != nil {
+		return nil, err
+	}
+	if err := opts.checkRing(); err != nil {
 		return nil, err
 	}
 	javaHome, err := findJava17(opts.JavaHome)
@@ -97,7 +100,7 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	ports, err := freePorts(loopback, 2)
+	ports, err := freePorts(opts.Host, 2)
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +111,7 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 	if opts.StoragePort != 0 {
 		storagePort = opts.StoragePort
 	}
-	yml, err := yamlFor(l, loopback, nativePort, storagePort)
+	yml, err := yamlFor(l, opts.Host, nativePort, storagePort, opts.Seeds, opts.InitialToken)
 	if err != nil {
 		return nil, fmt.Errorf("localcassandra: render cassandra.yaml: %w", err)
 	}
@@ -149,9 +152,9 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }() // reap; exit status is in the log
 
-	n := &Node{Host: loopback, NativePort: nativePort, StoragePort: storagePort, RunDir: runDir,
+	n := &Node{Host: opts.Host, NativePort: nativePort, StoragePort: storagePort, RunDir: runDir,
 		PID: cmd.Process.Pid, Version: opts.Version, exited: exited}
-	opts.Logger.Info("launched Cassandra", "pid", n.PID, "cql", n.CQLAddress(), "storage_port", storagePort,
+	opts.Logger.Info("launched Cassandra", "pid", n.PID, "host", n.Host, "cql", n.CQLAddress(), "storage_port", storagePort,
 		"version", opts.Version, "log", l.logFile())
 	// Record the pid before waiting so a concurrent stop can find the process.
 	if err := writeState(l, state{PID: n.PID, Host: n.Host, NativePort: nativePort, StoragePort: storagePort,
