@@ -8,9 +8,12 @@
 // returning a Result, so the same runners and report serve other clients
 // (e.g. raw Temporal SDK calls).
 //
-// Latency: every sample is kept (one float64 per successful call) and the
-// percentiles are exact (nearest rank). Failed calls are counted by status
-// and by error, not in the latency figures.
+// Latency: each call's count, min, max and mean are exact; its percentiles
+// come from an HDR histogram (github.com/HdrHistogram/hdrhistogram-go), within
+// 0.1% of the sample they stand for; the timeline keeps each second's p50
+// and p99. Memory grows with the run's length in seconds, not with the
+// number of calls. Failed calls are counted by status and by error, not in
+// the latency figures.
 package loadtest
 
 import (

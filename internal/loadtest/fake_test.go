@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/artifactstate/artifactstate/internal/config"
+	"github.com/artifactstate/artifactstate/internal/entitiestest"
 	"github.com/artifactstate/artifactstate/internal/entityid"
-	"github.com/artifactstate/artifactstate/internal/memstore"
 	"github.com/artifactstate/artifactstate/internal/readmodel"
 	"github.com/artifactstate/artifactstate/server"
 	"github.com/artifactstate/artifactstate/workflows"
@@ -22,14 +22,14 @@ import (
 // with loseRead, every setArtifactReadByUser of the first pair that gets one
 // is acknowledged but not applied.
 type memoryEntities struct {
-	*memstore.Entities
+	*entitiestest.Entities
 	mu       sync.Mutex
 	loseRead bool
 	lostKey  *entityid.Key
 }
 
 func newMemoryEntities() *memoryEntities {
-	m := &memoryEntities{Entities: memstore.New()}
+	m := &memoryEntities{Entities: entitiestest.New()}
 	m.DropWrites(func(key entityid.Key, kind workflows.CommandKind) bool {
 		m.mu.Lock()
 		defer m.mu.Unlock()

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -109,37 +108,6 @@ func (c CallStats) latencyCells() []string {
 		}
 	}
 	return out
-}
-
-// percentile is the nearest-rank p-th percentile of sorted samples: the
-// smallest sample with at least p% of the samples at or below it.
-func percentile(sorted []float64, p float64) float64 {
-	n := len(sorted)
-	if n == 0 {
-		return 0
-	}
-	rank := int(math.Ceil(p / 100 * float64(n)))
-	return sorted[min(max(rank, 1), n)-1]
-}
-
-// latencyOf summarizes samples (sorting them in place).
-func latencyOf(samples []float64) Latency {
-	if len(samples) == 0 {
-		return Latency{}
-	}
-	slices.Sort(samples)
-	sum := 0.0
-	for _, v := range samples {
-		sum += v
-	}
-	return Latency{
-		Min:  samples[0],
-		Mean: sum / float64(len(samples)),
-		P50:  percentile(samples, 50),
-		P90:  percentile(samples, 90),
-		P99:  percentile(samples, 99),
-		Max:  samples[len(samples)-1],
-	}
 }
 
 // callOrder is the order of the known calls in reports: the Gatling
