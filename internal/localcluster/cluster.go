@@ -596,8 +596,13 @@ func (c *Cluster) temporalConfigPath(name string) string {
 
 func (c *Cluster) writeTemporalConfig(name string) error {
 	p := c.st.Ports
+	services := map[string]temporalPorts{
+		roleFrontend: p.Temporal[frontendName], roleHistory: p.Temporal[HistoryName(1)],
+		roleMatching: p.Temporal[matchingName], roleWorker: p.Temporal[internalWorker],
+	}
+	services[temporalRole(name)] = p.Temporal[name]
 	y, err := renderTemporalConfig(temporalConfigParams{
-		Role: temporalRole(name), Ports: p.Temporal[name], Frontend: p.Temporal[frontendName],
+		Role: temporalRole(name), Ports: p.Temporal[name], Services: services, Frontend: p.Temporal[frontendName],
 		NumHistoryShards: c.dep.NumHistoryShards, CassandraHosts: c.seedList(), CassandraPort: p.CassandraNative,
 		Keyspace: c.dep.Keyspace, Consistency: c.dep.Consistency, SerialConsistency: c.dep.SerialConsistency,
 		PostgresPort: p.Postgres, DynamicConfigFile: c.dep.DynamicConfigFile,
@@ -620,10 +625,40 @@ func (c *Cluster) startTemporalProcess(ctx context.Context, name string) error {
 			return err
 		}
 	}
-	if _, err := c.launchRecorded(c.temporalSpec(name), hostPort(c.st.Ports.Temporal[name].GRPC)); err != nil {
-		return err
+	return c.startSupervised(ctx, c.temporalSpec(name), hostPort(c.st.Ports.Temporal[name].GRPC), 3*time.Minute)
+}
+
+// startAttempts bounds how often startSupervised launches a process that
+// exits before it is ready.
+const startAttempts = 3
+
+// startSupervised launches spec and waits for its health check, like a
+// restart policy: a process that exits while starting is launched again,
+// up to startAttempts times. (Five Temporal services starting together
+// each save the cluster metadata with a lightweight transaction; on two
+// busy cores one of them can time out and exit, as a pod would, to be
+// restarted.)
+func (c *Cluster) startSupervised(ctx context.Context, spec procSpec, address string, timeout time.Duration) error {
+	var err error
+	for attempt := 1; attempt <= startAttempts; attempt++ {
+		if _, err = c.launchRecorded(spec, address); err != nil {
+			return err
+		}
+		err = c.waitReady(ctx, spec.Name, timeout, func(ctx context.Context) error { return c.health(ctx, spec.Name) })
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		if _, running := c.running(spec.Name); running {
+			return err // alive but not ready: starting again would not help
+		}
+		c.log.Warn("exited while starting; starting it again", "process", spec.Name, "attempt", attempt, "err", firstLine(err))
 	}
-	return c.waitReady(ctx, name, 3*time.Minute, func(ctx context.Context) error { return c.health(ctx, name) })
+	return err
+}
+
+func firstLine(err error) string {
+	s, _, _ := strings.Cut(err.Error(), "\n")
+	return s
 }
 
 func (c *Cluster) startTemporal(ctx context.Context) error {
@@ -696,10 +731,7 @@ func (c *Cluster) appSpec(name string) (procSpec, string) {
 // startApp starts one artifactstate process and waits for /readyz.
 func (c *Cluster) startApp(ctx context.Context, name string) error {
 	spec, url := c.appSpec(name)
-	if _, err := c.launchRecorded(spec, url); err != nil {
-		return err
-	}
-	return c.waitReady(ctx, name, 2*time.Minute, func(ctx context.Context) error { return c.health(ctx, name) })
+	return c.startSupervised(ctx, spec, url, 2*time.Minute)
 }
 
 func (c *Cluster) uiSpec() procSpec {

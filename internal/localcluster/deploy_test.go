@@ -169,6 +169,10 @@ func TestExpandVars(t *testing.T) {
 func TestTemporalConfig(t *testing.T) {
 	y, err := renderTemporalConfig(temporalConfigParams{
 		Role: roleHistory, Ports: temporalPorts{GRPC: 1001, Membership: 1002, Metrics: 1003},
+		Services: map[string]temporalPorts{
+			roleFrontend: {GRPC: 2001, Membership: 2002, HTTP: 2004}, roleHistory: {GRPC: 1001, Membership: 1002},
+			roleMatching: {GRPC: 3001, Membership: 3002}, roleWorker: {GRPC: 4001, Membership: 4002},
+		},
 		Frontend:         temporalPorts{GRPC: 2001, Membership: 2002, HTTP: 2004, Metrics: 2003},
 		NumHistoryShards: 16, CassandraHosts: "127.0.0.1,127.0.0.2,127.0.0.3", CassandraPort: 19042,
 		Keyspace: "temporal", Consistency: "local_quorum", SerialConsistency: "local_serial",
@@ -230,7 +234,7 @@ func TestTemporalConfig(t *testing.T) {
 		t.Errorf("default store: %+v", def.Cassandra)
 	case vis.SQL == nil || vis.SQL.PluginName != "postgres12" || vis.SQL.ConnectAddr != "127.0.0.1:15432":
 		t.Errorf("visibility store: %+v", vis.SQL)
-	case len(cfg.Services) != 1 || cfg.Services["history"].RPC.GRPCPort != 1001 ||
+	case len(cfg.Services) != 4 || cfg.Services["matching"].RPC.GRPCPort != 3001 || cfg.Services["history"].RPC.GRPCPort != 1001 ||
 		cfg.Services["history"].RPC.MembershipPort != 1002 || cfg.Services["history"].RPC.BindOnIP != "127.0.0.1":
 		t.Errorf("services: %+v", cfg.Services)
 	case cfg.ClusterMetadata.ClusterInformation["active"].RPCAddress != "127.0.0.1:2001":

@@ -113,7 +113,8 @@ func waitGone(ctx context.Context, pid int, d time.Duration) bool {
 	return true
 }
 
-// logTail returns the last n lines of a log file, for error messages.
+// logTail returns the last n lines of a log file written since the last
+// start of its process (launch marks each start), for error messages.
 func logTail(path string, n int) string {
 	f, err := os.Open(path)
 	if err != nil {
@@ -130,7 +131,11 @@ func logTail(path string, n int) string {
 	if err != nil {
 		return fmt.Sprintf("(read log: %v)", err)
 	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	text := string(b)
+	if i := strings.LastIndex(text, "\n=== "); i >= 0 {
+		text = text[i+1:]
+	}
+	lines := strings.Split(strings.TrimRight(text, "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}

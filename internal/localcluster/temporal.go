@@ -43,8 +43,13 @@ type temporalPorts struct {
 
 // temporalConfigParams feed temporalConfigTmpl.
 type temporalConfigParams struct {
-	Role              string
-	Ports             temporalPorts
+	Role  string
+	Ports temporalPorts // this process's
+	// Services has the ports of one process of every role (this process
+	// for its own role): each process's membership monitor tracks the
+	// roles listed, and finds every member's real gRPC port in the label
+	// the member advertises.
+	Services          map[string]temporalPorts
 	Frontend          temporalPorts
 	NumHistoryShards  int
 	CassandraHosts    string
@@ -106,14 +111,16 @@ global:
             listenAddress: "127.0.0.1:{{.Ports.Metrics}}"
 
 services:
-    {{.Role}}:
+{{- range $role, $p := .Services}}
+    {{$role}}:
         rpc:
-            grpcPort: {{.Ports.GRPC}}
-            membershipPort: {{.Ports.Membership}}
+            grpcPort: {{$p.GRPC}}
+            membershipPort: {{$p.Membership}}
             bindOnIP: "127.0.0.1"
-            {{- if .Ports.HTTP}}
-            httpPort: {{.Ports.HTTP}}
+            {{- if $p.HTTP}}
+            httpPort: {{$p.HTTP}}
             {{- end}}
+{{- end}}
 
 clusterMetadata:
     enableGlobalNamespace: false
