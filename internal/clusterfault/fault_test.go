@@ -29,18 +29,23 @@ const (
 	reportEnv = "ARTIFACTSTATE_FAULT_REPORT"
 	// KeepEnv=1 keeps the cluster dir (logs, data) even when the test passes.
 	keepEnv = "ARTIFACTSTATE_FAULT_KEEP"
+	// OnlyEnv names the targets to crash, comma-separated (default: all),
+	// e.g. ARTIFACTSTATE_FAULT_ONLY=worker-2 while working on one.
+	onlyEnv = "ARTIFACTSTATE_FAULT_ONLY"
 )
 
 // The load and the faults' timing.
 const (
 	clients = 8
+	// callEvery paces each client: 8 clients, at most 32 calls/s in all.
+	callEvery = 250 * time.Millisecond
 	// pairsPerFault: each fault gets fresh pairs, so its ledger and
 	// history are its own; few enough that clients often meet on one.
 	pairsPerFault = 12
 	// warmCalls successful calls through each api node before a fault,
 	// and again after the restarted process is ready, before the load
 	// stops.
-	warmCalls = 40
+	warmCalls = 30
 	// downFor is how long a killed process stays dead before the restart.
 	downFor = 10 * time.Second
 )
@@ -51,14 +56,29 @@ type fault struct {
 	Target string
 }
 
-func faults() []fault {
-	return []fault{
+func faults(t *testing.T) []fault {
+	all := []fault{
 		{"one Cassandra node", localcluster.CassandraName(3)},
 		{"one history host", localcluster.HistoryName(2)},
 		{"the matching service", localcluster.MatchingName},
 		{"one worker", localcluster.WorkerName(2)},
 		{"one api node", localcluster.APIName(2)},
 	}
+	only := os.Getenv(onlyEnv)
+	if only == "" {
+		return all
+	}
+	var out []fault
+	for _, f := range all {
+		if slices.Contains(strings.Split(only, ","), f.Target) {
+			out = append(out, f)
+		}
+	}
+	if len(out) == 0 {
+		t.Fatalf("%s=%q names none of the targets", onlyEnv, only)
+	}
+	t.Logf("!!! only these faults, by request (%s): %s !!!", onlyEnv, only)
+	return out
 }
 
 // Result is what one fault did, as reported in the JSON file.
@@ -70,6 +90,8 @@ type Result struct {
 	RestartedAt float64 `json:"restartedAtSeconds"`
 	ReadyAt     float64 `json:"readyAgainAtSeconds"`
 	LoadEnded   float64 `json:"loadEndedAtSeconds"`
+	// RestartTook is from the restart to the process being ready again.
+	RestartTook float64 `json:"restartTookSeconds"`
 
 	Calls              int `json:"calls"`
 	AcknowledgedWrites int `json:"acknowledgedWrites"`
@@ -82,6 +104,11 @@ type Result struct {
 	// Outage is from the start of the first call that failed after the
 	// kill to the end of the last one that failed (0: none failed).
 	OutageSeconds float64 `json:"outageSeconds"`
+	// FailingSeconds is how long at least one call was failing (the
+	// union of the failed calls' durations, after the kill), and
+	// LongestFailing its longest unbroken stretch.
+	FailingSeconds float64 `json:"failingSeconds"`
+	LongestFailing float64 `json:"longestFailingSeconds"`
 	// FirstFailure and LastFailure are seconds from the load's start.
 	FirstFailure float64 `json:"firstFailureAtSeconds,omitempty"`
 	LastFailure  float64 `json:"lastFailureAtSeconds,omitempty"`
@@ -124,7 +151,7 @@ func TestFaults(t *testing.T) {
 		results []Result
 		ledgers []*loadtest.Ledger
 	)
-	for i, f := range faults() {
+	for i, f := range faults(t) {
 		r, ledger := runFault(ctx, t, c, nodes, f, run, uint64(i))
 		results = append(results, r)
 		ledgers = append(ledgers, ledger)
@@ -222,7 +249,7 @@ func runFault(ctx context.Context, t *testing.T, c *localcluster.Cluster, nodes 
 	stop := make(chan struct{})
 	loadDone := make(chan struct{})
 	start := time.Now()
-	go func() { l.run(clients, seed, stop); close(loadDone) }()
+	go func() { l.run(clients, callEvery, seed, stop); close(loadDone) }()
 	stopLoad := func() {
 		select {
 		case <-stop:
@@ -257,6 +284,7 @@ func runFault(ctx context.Context, t *testing.T, c *localcluster.Cluster, nodes 
 	readyAt := time.Now()
 	readyNs.Store(readyAt.UnixNano())
 	r.ReadyAt = since(readyAt)
+	r.RestartTook = readyAt.Sub(restarted).Seconds()
 	if err := waitCalls(ctx, l, readyAt, len(nodes)); err != nil {
 		t.Errorf("%s: after the restart: %v", f.Name, err)
 	}
@@ -267,7 +295,10 @@ func runFault(ctx context.Context, t *testing.T, c *localcluster.Cluster, nodes 
 	calls := l.snapshot()
 	r.Calls = len(calls)
 	r.Failures = map[string]int{}
-	var first, last time.Time
+	var (
+		first, last time.Time
+		failing     []span
+	)
 	for _, cl := range calls {
 		if cl.acked {
 			r.AcknowledgedWrites++
@@ -275,7 +306,7 @@ func runFault(ctx context.Context, t *testing.T, c *localcluster.Cluster, nodes 
 		if cl.err == nil {
 			continue
 		}
-		if cl.write {
+		if cl.write && !neverSent(cl.err) {
 			r.UnknownWrites++
 		}
 		r.FailedCalls++
@@ -287,6 +318,7 @@ func runFault(ctx context.Context, t *testing.T, c *localcluster.Cluster, nodes 
 		if cl.ended.Before(killedAt) {
 			continue
 		}
+		failing = append(failing, span{maxTime(cl.began, killedAt), cl.ended})
 		if first.IsZero() || cl.began.Before(first) {
 			first = cl.began
 		}
@@ -297,6 +329,7 @@ func runFault(ctx context.Context, t *testing.T, c *localcluster.Cluster, nodes 
 	if !first.IsZero() {
 		r.FirstFailure, r.LastFailure = since(first), since(last)
 		r.OutageSeconds = last.Sub(first).Seconds()
+		r.FailingSeconds, r.LongestFailing = union(failing)
 	}
 	for _, v := range r.Violations {
 		t.Errorf("%s: %s", f.Name, v)
@@ -330,9 +363,47 @@ func runFault(ctx context.Context, t *testing.T, c *localcluster.Cluster, nodes 
 			t.Errorf("%s: %s", f.Name, lin)
 		}
 	}
-	t.Logf("%s: %d calls, %d acknowledged writes, %d failed (%v), outage %.1fs, lost writes %d, %s",
-		f.Name, r.Calls, r.AcknowledgedWrites, r.FailedCalls, r.Failures, r.OutageSeconds, r.LostWrites, r.Linearizability)
+	t.Logf("%s: restart took %.1fs; %d calls, %d acknowledged writes, %d failed (%v), failing for %.1fs (longest %.1fs) "+
+		"within %.1fs from first to last failure, lost writes %d, %s", f.Name, r.RestartTook, r.Calls, r.AcknowledgedWrites,
+		r.FailedCalls, r.Failures, r.FailingSeconds, r.LongestFailing, r.OutageSeconds, r.LostWrites, r.Linearizability)
 	return r, l.ledger
+}
+
+// span is a stretch of time.
+type span struct{ from, to time.Time }
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// union returns the total length of spans and their longest unbroken
+// stretch, in seconds.
+func union(spans []span) (total, longest float64) {
+	slices.SortFunc(spans, func(a, b span) int { return a.from.Compare(b.from) })
+	var cur span
+	flush := func() {
+		d := cur.to.Sub(cur.from).Seconds()
+		total += d
+		longest = max(longest, d)
+	}
+	for i, s := range spans {
+		switch {
+		case i == 0:
+			cur = s
+		case !s.from.After(cur.to):
+			cur.to = maxTime(cur.to, s.to)
+		default:
+			flush()
+			cur = s
+		}
+	}
+	if len(spans) > 0 {
+		flush()
+	}
+	return total, longest
 }
 
 func apiURLOf(c *localcluster.Cluster, name string) string {
@@ -381,10 +452,11 @@ func waitCalls(ctx context.Context, l *load, t time.Time, nodes int) error {
 func report(t *testing.T, results []Result) {
 	var sb strings.Builder
 	tw := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "FAULT\tCALLS\tACKED WRITES\tLOST\tFAILED\tOUTAGE\tREAD MODEL\tLINEARIZABLE")
+	fmt.Fprintln(tw, "FAULT\tRESTART\tCALLS\tACKED WRITES\tLOST\tFAILED\tFAILING (LONGEST)\tFIRST-LAST FAILURE\tREAD MODEL\tLINEARIZABLE")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s (%s)\t%d\t%d\t%d\t%d\t%.1fs\t%.1fs\t%t\n", r.Fault, r.Target, r.Calls, r.AcknowledgedWrites,
-			r.LostWrites, r.FailedCalls, r.OutageSeconds, r.ReadModelConvergedIn, strings.HasSuffix(r.Linearizability, ": linearizable"))
+		fmt.Fprintf(tw, "%s (%s)\t%.1fs\t%d\t%d\t%d\t%d\t%.1fs (%.1fs)\t%.1fs\t%.1fs\t%t\n", r.Fault, r.Target, r.RestartTook,
+			r.Calls, r.AcknowledgedWrites, r.LostWrites, r.FailedCalls, r.FailingSeconds, r.LongestFailing, r.OutageSeconds,
+			r.ReadModelConvergedIn, strings.HasSuffix(r.Linearizability, ": linearizable"))
 	}
 	_ = tw.Flush()
 	t.Logf("fault report:\n%s", sb.String())

@@ -56,20 +56,25 @@ var linKind = map[workflows.CommandKind]linearizability.Kind{
 	workflows.SetArtifactRemovedFromUserFeed: linearizability.RemoveFromFeed,
 }
 
-// run starts clients goroutines calling back to back, alternating api
-// nodes, half writes (one of the three commands) and half strong reads,
-// until stop is closed; it returns when every call in flight has finished
-// (calls are never cancelled: a call cut short would tell nothing).
-func (l *load) run(clients int, seed uint64, stop <-chan struct{}) {
+// run starts clients goroutines, each starting a call every interval (or
+// at once when the previous one took longer), alternating api nodes, half
+// writes (one of the three commands) and half strong reads, until stop is
+// closed; it returns when every call in flight has finished (calls are
+// never cancelled: a call cut short would tell nothing). The pace keeps
+// the load steady and leaves the two cores room to restart what a fault
+// killed; unpaced, the load alone saturates them.
+func (l *load) run(clients int, interval time.Duration, seed uint64, stop <-chan struct{}) {
 	var wg sync.WaitGroup
 	for i := range clients {
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(seed, uint64(i)))
+			tick := time.NewTicker(interval)
+			defer tick.Stop()
 			for k := 0; ; k++ {
 				select {
 				case <-stop:
 					return
-				default:
+				case <-tick.C:
 				}
 				node := (i + k) % len(l.nodes)
 				p := l.pairs[rng.IntN(len(l.pairs))]
@@ -89,11 +94,13 @@ func (l *load) write(client, node int, kind workflows.CommandKind, p loadtest.Pa
 	began := time.Now()
 	res := l.nodes[node].Command(context.Background(), kind, p)
 	ended := time.Now()
-	l.ledger.Record(p, kind, client, began, ended, res)
+	if !neverSent(res.Err) { // a request that never left has no outcome to record
+		l.ledger.Record(p, kind, client, began, ended, res)
+	}
 	switch {
 	case res.Acked:
 		inv.Done(linearizability.Output{})
-	case res.Status >= 400 && res.Status < 500:
+	case res.Status >= 400 && res.Status < 500, neverSent(res.Err):
 		inv.NotApplied()
 	default:
 		inv.Failed(res.Err)
@@ -139,6 +146,13 @@ func (l *load) classify(c call) string {
 	default:
 		return "VIOLATION: no answer: " + c.err.Error()
 	}
+}
+
+// neverSent reports a request that failed before a connection was made
+// (a killed api node refuses it): it cannot have had any effect.
+func neverSent(err error) bool {
+	var opErr *net.OpError
+	return errors.As(err, &opErr) && opErr.Op == "dial"
 }
 
 // connectionLost reports errors of a peer that is gone: refused, reset,
