@@ -352,8 +352,10 @@ func runFault(ctx context.Context, t *testing.T, c *localcluster.Cluster, nodes 
 	}
 
 	// What the clients saw is linearizable.
+	// The visualization of a failure goes beside the cluster dir, which
+	// is kept when the test fails.
 	lin, err := linearizability.Check(l.rec.History(), linearizability.Options{Timeout: time.Minute,
-		Visualization: filepath.Join(t.TempDir(), "linearizability.html")})
+		Visualization: filepath.Join(filepath.Dir(c.Dir()), "linearizability-"+f.Target+".html")})
 	if err != nil {
 		t.Errorf("%s: linearizability check: %v", f.Name, err)
 	}
