@@ -28,6 +28,7 @@ import (
 // benchFlags configure `localcluster bench`.
 type benchFlags struct {
 	duration    time.Duration
+	warmup      time.Duration
 	concurrency int
 	mix         string
 	workers     string
@@ -37,6 +38,7 @@ type benchFlags struct {
 
 func (b *benchFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&b.duration, "duration", time.Minute, "load time of each measured point (bench)")
+	fs.DurationVar(&b.warmup, "warmup", 15*time.Second, "unmeasured load before each point, after the workers changed (bench)")
 	fs.IntVar(&b.concurrency, "concurrency", 32, "closed-model callers in all, split evenly over the api nodes (bench)")
 	fs.StringVar(&b.mix, "mix", "write=50,strong=50", "loadtest --mix: writes and strong reads (bench)")
 	fs.StringVar(&b.workers, "workers", "1,2,3", "numbers of artifactstate workers to measure the cluster with (bench)")
@@ -142,6 +144,23 @@ func setWorkers(ctx context.Context, c *localcluster.Cluster, n int, log *slog.L
 func measure(ctx context.Context, binary string, urls []string, b benchFlags, dir string, log *slog.Logger) (point, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return point{}, err
+	}
+	if b.warmup > 0 {
+		// Same load, not measured: workers that just started or stopped,
+		// entity caches and connections settle first.
+		log.Info("warming up", "duration", b.warmup)
+		var wg sync.WaitGroup
+		for _, u := range urls {
+			wg.Go(func() {
+				out, err := exec.CommandContext(ctx, binary, "loadtest", "--target", u, "--scenario", "closed",
+					"--concurrency", strconv.Itoa(b.concurrency/len(urls)), "--duration", b.warmup.String(), "--mix", b.mix,
+					"--no-verify", "--progress", "0").CombinedOutput()
+				if err != nil {
+					log.Warn("warm-up load failed (the measurement goes on)", "target", u, "err", err, "output", string(out))
+				}
+			})
+		}
+		wg.Wait()
 	}
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
 	var (
