@@ -57,7 +57,7 @@ type env struct {
 	cfg    config.Config
 	srv    *devserver.Server
 	client client.Client
-	worker sdkworker.Worker
+	worker *worker.Worker
 	api    *http.Server
 	apiURL string
 	store  *readmodel.Store
@@ -118,7 +118,7 @@ func start(ctx context.Context, o Options) (*env, error) {
 	}
 	e.apiURL = "http://" + ln.Addr().String()
 	e.api = &http.Server{Handler: server.NewHandler(e.cfg.API, server.Deps{
-		Entities: entities.New(e.client, e.cfg.Temporal.TaskQueue, o.Logger), ReadModel: rm, Logger: o.Logger})}
+		Entities: entities.New(e.client, entities.Options{Namespace: e.cfg.Temporal.Namespace, TaskQueue: e.cfg.Temporal.TaskQueue}, o.Logger), ReadModel: rm, Logger: o.Logger})}
 	go func() {
 		if err := e.api.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			o.Logger.Error("bench API server", "error", err)

@@ -156,10 +156,13 @@ func (e *env) quiesce(ctx context.Context, ents *entities.Client) {
 
 func (e *env) throughput(ctx context.Context, res *Results) error {
 	o := e.opts
-	ents := entities.New(e.client, e.cfg.Temporal.TaskQueue, o.Logger)
+	ents := entities.New(e.client, entities.Options{Namespace: e.cfg.Temporal.Namespace, TaskQueue: e.cfg.Temporal.TaskQueue}, o.Logger)
 	t0 := time.Now()
 	if err := parallel(ctx, o.Concurrency, o.Pairs, func(ctx context.Context, i int) error {
-		return retry(ctx, func() error { return ents.Apply(ctx, e.pair(i), workflows.SetArtifactReadByUser) })
+		return retry(ctx, func() error {
+			_, err := ents.Apply(ctx, e.pair(i), entities.Command{Kind: workflows.SetArtifactReadByUser})
+			return err
+		})
 	}); err != nil {
 		return err
 	}
@@ -235,18 +238,18 @@ func (e *env) evicted(ctx context.Context, res *Results) error {
 	o := e.opts
 	const queue = "bench-long-history"
 	w := sdkworker.New(e.client, queue, sdkworker.Options{})
-	worker.Register(w, workflows.Options{}, nil) // no budget: histories grow
+	worker.RegisterWorkflows(w, workflows.Options{}) // no budget: histories grow
 	if err := w.Start(); err != nil {
 		return err
 	}
 	defer w.Stop()
-	ents := entities.New(e.client, queue, o.Logger)
+	ents := entities.New(e.client, entities.Options{Namespace: e.cfg.Temporal.Namespace, TaskQueue: queue}, o.Logger)
 	for _, target := range o.HistoryEvents {
 		k := entityid.Key{UserID: "long-history", ArtifactID: int64(target)}
 		events := int64(0)
 		for n := 0; events < int64(target); n++ {
 			kind := []workflows.CommandKind{workflows.SetArtifactAddedToUserFeed, workflows.SetArtifactRemovedFromUserFeed}[n%2]
-			if err := ents.Apply(ctx, k, kind); err != nil {
+			if _, err := ents.Apply(ctx, k, entities.Command{Kind: kind}); err != nil {
 				return err
 			}
 			if n%50 == 0 {
@@ -264,7 +267,7 @@ func (e *env) evicted(ctx context.Context, res *Results) error {
 		for range 7 {
 			// A write's workflow task puts the entity back in the cache (a
 			// query alone replays it without caching it).
-			if err := ents.Apply(ctx, k, workflows.SetArtifactReadByUser); err != nil {
+			if _, err := ents.Apply(ctx, k, entities.Command{Kind: workflows.SetArtifactReadByUser}); err != nil {
 				return err
 			}
 			if _, err := ents.State(ctx, k); err != nil {
@@ -293,7 +296,7 @@ func (e *env) evicted(ctx context.Context, res *Results) error {
 // heap with the worker's cache full and purged.
 func (e *env) memory(ctx context.Context, res *Results) error {
 	o := e.opts
-	ents := entities.New(e.client, e.cfg.Temporal.TaskQueue, o.Logger)
+	ents := entities.New(e.client, entities.Options{Namespace: e.cfg.Temporal.Namespace, TaskQueue: e.cfg.Temporal.TaskQueue}, o.Logger)
 	key := func(i int) entityid.Key {
 		return entityid.Key{UserID: "idle-" + fmt.Sprint(i%1000), ArtifactID: int64(i)}
 	}
@@ -318,7 +321,10 @@ func (e *env) memory(ctx context.Context, res *Results) error {
 	}()
 	if err := parallel(ctx, o.Concurrency, o.IdleEntities, func(ctx context.Context, i int) error {
 		defer done.Add(1)
-		return retry(ctx, func() error { return ents.Apply(ctx, key(i), workflows.SetArtifactReadByUser) })
+		return retry(ctx, func() error {
+			_, err := ents.Apply(ctx, key(i), entities.Command{Kind: workflows.SetArtifactReadByUser})
+			return err
+		})
 	}); err != nil {
 		return err
 	}
