@@ -76,4 +76,3 @@ func TestStuckEntityIsReportedAndRecovers(t *testing.T) {
 		return nil
 	})
 }
-
