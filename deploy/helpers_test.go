@@ -159,20 +159,20 @@ func listenPort(t *testing.T, where, addr string) int {
 // overlay describes what each kustomize overlay must satisfy and the
 // dependencies it pairs with.
 type overlay struct {
-	dir          string
-	dependencies string   // the matching deploy/k8s/dependencies directory
-	temporal     string   // the Temporal Helm values it pairs with
-	outOfBand    []string // Secrets the overlay expects to exist in the cluster
-	minReplicas  int32
-	historyShard int32 // server.config.persistence.numHistoryShards the Temporal values must set
+	dir           string
+	dependencies  string   // the matching deploy/k8s/dependencies directory
+	temporal      string   // the Temporal Helm values it pairs with
+	outOfBand     []string // Secrets the overlay expects to exist in the cluster
+	minReplicas   int32
+	historyShards int32 // server.config.persistence.numHistoryShards the Temporal values must set
 }
 
 var overlays = []overlay{
 	{dir: "deploy/k8s/overlays/local", dependencies: "deploy/k8s/dependencies/local",
-		temporal: "deploy/k8s/dependencies/temporal/values-local.yaml", minReplicas: 1, historyShard: 64},
+		temporal: "deploy/k8s/dependencies/temporal/values-local.yaml", minReplicas: 1, historyShards: 64},
 	{dir: "deploy/k8s/overlays/production", dependencies: "deploy/k8s/dependencies/production",
 		temporal:  "deploy/k8s/dependencies/temporal/values-production.yaml",
-		outOfBand: []string{"artifactstate-cassandra"}, minReplicas: 3, historyShard: 1024},
+		outOfBand: []string{"artifactstate-cassandra"}, minReplicas: 3, historyShards: 1024},
 }
 
 // appNamespace is the Kubernetes namespace of the app's objects.

@@ -266,9 +266,9 @@ func TestHelmValuesFollowTheChart(t *testing.T) {
 				t.Fatal(err)
 			}
 			cfg := serverPersistence(t, ov.temporal, v.Server.Config.Persistence)
-			if cfg.NumHistoryShards != ov.historyShard {
+			if cfg.NumHistoryShards != ov.historyShards {
 				t.Errorf("%s: the server gets %d history shards, want %d (server.config.persistence.numHistoryShards; it cannot change once the cluster has started)",
-					ov.temporal, cfg.NumHistoryShards, ov.historyShard)
+					ov.temporal, cfg.NumHistoryShards, ov.historyShards)
 			}
 		})
 	}

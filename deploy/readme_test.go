@@ -71,7 +71,7 @@ func readmeBlocks(t *testing.T, readme []byte) []readmeBlock {
 			prose.Reset()
 		case inCode:
 			// Blocks indented under a list item: drop the indentation.
-			code.WriteString(strings.TrimPrefix(line, strings.Repeat(" ", len(line)-len(strings.TrimLeft(line, " ")))) + "\n")
+			code.WriteString(strings.TrimLeft(line, " ") + "\n")
 		case trimmed == "```sh":
 			inCode, start = true, n+1
 			code.Reset()
