@@ -15,6 +15,7 @@ import (
 
 	"github.com/artifactstate/artifactstate/internal/entities"
 	"github.com/artifactstate/artifactstate/internal/entityid"
+	"github.com/artifactstate/artifactstate/internal/linearizability"
 	"github.com/artifactstate/artifactstate/internal/loadtest"
 	"github.com/artifactstate/artifactstate/worker"
 	"github.com/artifactstate/artifactstate/workflows"
@@ -35,8 +36,30 @@ type Results struct {
 		StrongReadToRawQuery float64 `json:"strongReadToRawQuery"`
 		EventualToStrongRead float64 `json:"eventualToStrongRead,omitempty"`
 	} `json:"ratios"`
-	Memory  *Memory        `json:"memory,omitempty"`
-	Evicted []EvictedQuery `json:"evictedQuery,omitempty"`
+	NewPairs *NewPairs      `json:"newPairs,omitempty"`
+	HotPair  *HotPair       `json:"hotPair,omitempty"`
+	Memory   *Memory        `json:"memory,omitempty"`
+	Evicted  []EvictedQuery `json:"evictedQuery,omitempty"`
+}
+
+// NewPairs is the new-pairs phase: each client writes a new pair and reads
+// it back at once (phases "new pair: write" and "new pair: read at once").
+type NewPairs struct {
+	Pairs        int         `json:"pairs"`
+	Concurrency  int         `json:"concurrency"`
+	WritesFailed int         `json:"writesFailed"`
+	FailedReads  map[int]int `json:"failedReadsByStatus,omitempty"`
+	WrongAnswers int         `json:"wrongAnswers"`
+}
+
+// HotPair is the hot-pair phase (phases "hot pair: read" and "hot pair:
+// write"): its history's linearizability verdict.
+type HotPair struct {
+	Readers       int    `json:"readers"`
+	Writers       int    `json:"writers"`
+	Operations    int    `json:"operations"`
+	UnknownWrites int    `json:"unknownWrites"`
+	Verdict       string `json:"linearizability"`
 }
 
 // Memory held by the worker for cached idle entities: heap, and goroutine
@@ -87,6 +110,16 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 	}
 	if err := e.throughput(ctx, res); err != nil {
 		return res, err
+	}
+	if o.NewPairs > 0 {
+		if err := e.newPairs(ctx, res); err != nil {
+			return res, err
+		}
+	}
+	if o.HotReaders+o.HotWriters > 0 {
+		if err := e.hotPair(ctx, res); err != nil {
+			return res, err
+		}
 	}
 	if len(o.HistoryEvents) > 0 {
 		if err := e.evicted(ctx, res); err != nil {
@@ -229,6 +262,74 @@ func (e *env) throughput(ctx context.Context, res *Results) error {
 	}
 	o.logf("ratios: API write / raw signal %.2f, strong read / raw query %.2f, eventual / strong %.2f",
 		res.Ratios.APIWriteToRawSignal, res.Ratios.StrongReadToRawQuery, res.Ratios.EventualToStrongRead)
+	return nil
+}
+
+// newPairs writes NewPairs new pairs and reads each back as soon as its
+// write is acknowledged: a new entity's first workflow task must complete
+// before a query to it runs.
+func (e *env) newPairs(ctx context.Context, res *Results) error {
+	o := e.opts
+	api, err := loadtest.NewClient(e.apiURL, loadtest.ClientOptions{MaxConns: o.NewPairsConcurrency, Timeout: time.Minute})
+	if err != nil {
+		return err
+	}
+	defer api.Close()
+	s := &loadtest.NewPairs{Client: api, Pairs: loadtest.NewPairIDs([]string{"bench-new"}, loadtest.RunTag(uint64(time.Now().UnixNano())), o.NewPairs)}
+	rep := s.Run(ctx, &loadtest.Runner{}, o.NewPairsConcurrency)
+	raw := rep.ReadAfterWrite
+	res.NewPairs = &NewPairs{Pairs: raw.Pairs, Concurrency: o.NewPairsConcurrency, WritesFailed: raw.WritesFailed,
+		FailedReads: raw.FailedReadsByStatus, WrongAnswers: raw.WrongAnswers}
+	for _, c := range []struct{ name, call string }{{"new pair: write", loadtest.CallAddToFeed}, {"new pair: read at once", loadtest.CallIsInFeed}} {
+		p := callPhase(c.name, rep.Call(c.call))
+		res.Phases = append(res.Phases, p)
+		o.logf("%-28s %8.0f/s  p50 %6.1f ms  p99 %6.1f ms  errors %d", p.Name, p.Throughput, p.P50, p.P99, p.Errors)
+	}
+	o.logf("new pairs: %d, %d concurrent: %d writes failed, %d reads failed %v, %d wrong answers",
+		raw.Pairs, o.NewPairsConcurrency, raw.WritesFailed, raw.FailedReads(), raw.FailedReadsByStatus, raw.WrongAnswers)
+	return nil
+}
+
+// hotPair runs HotReaders readers and HotWriters writers on one new pair
+// for Duration and checks the history for linearizability.
+func (e *env) hotPair(ctx context.Context, res *Results) error {
+	o := e.opts
+	api, err := loadtest.NewClient(e.apiURL, loadtest.ClientOptions{MaxConns: o.HotReaders + o.HotWriters, Timeout: time.Minute})
+	if err != nil {
+		return err
+	}
+	defer api.Close()
+	h := &loadtest.HotPair{Client: api, Pair: loadtest.NewPairIDs([]string{"bench-hot"}, loadtest.RunTag(uint64(time.Now().UnixNano())), 1)[0],
+		Readers: o.HotReaders, Writers: o.HotWriters, Recorder: linearizability.NewRecorder()}
+	h.Prepare()
+	// One name per side, so that the report aggregates reads and writes.
+	rep := loadtest.RunClosed(ctx, h.Workers(), o.Duration, func(w int) loadtest.Op {
+		op := h.Next(w)
+		op.Call = "hot pair: read"
+		if w >= h.Readers {
+			op.Call = "hot pair: write"
+		}
+		return op
+	})
+	for _, name := range []string{"hot pair: read", "hot pair: write"} {
+		if st := rep.Call(name); st.Count > 0 {
+			p := callPhase(name, st)
+			res.Phases = append(res.Phases, p)
+			o.logf("%-28s %8.0f/s  p50 %6.1f ms  p99 %6.1f ms  errors %d", p.Name, p.Throughput, p.P50, p.P99, p.Errors)
+		}
+	}
+	lin, err := linearizability.Check(h.Recorder.History(), linearizability.Options{Timeout: 10 * time.Minute})
+	if err != nil {
+		return err
+	}
+	hp := &HotPair{Readers: o.HotReaders, Writers: o.HotWriters, Verdict: string(linearizability.Linearizable)}
+	for _, p := range lin.Pairs {
+		hp.Operations += p.Operations
+		hp.UnknownWrites += p.UnknownWrites
+		hp.Verdict = string(p.Verdict)
+	}
+	res.HotPair = hp
+	o.logf("hot pair: %d readers, %d writers: %s", o.HotReaders, o.HotWriters, lin)
 	return nil
 }
 

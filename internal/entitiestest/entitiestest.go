@@ -1,8 +1,9 @@
-// Package memstore is an in-memory stand-in for the entity store (the
-// server.Entities the API calls), with hooks to inject faults. It serves the
-// tests of the HTTP layer and of the API's clients, which need no Temporal;
-// the real store is tested end to end in internal/integration.
-package memstore
+// Package entitiestest is a test double of the entity store: an in-memory
+// server.Entities, with hooks to inject faults. It serves the tests of the
+// HTTP layer and of the API's clients (server/, internal/loadtest), which
+// need no Temporal; the real store is tested end to end in
+// internal/integration. Only tests import it.
+package entitiestest
 
 import (
 	"context"
