@@ -54,6 +54,13 @@ func (m *memoryReadModel) ProjectState(ctx context.Context, in projection.Input)
 	return res, nil
 }
 
+// counts returns how many attempts ran and whether each write ran locally.
+func (m *memoryReadModel) counts() (attempts int, local []bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.attempts, append([]bool(nil), m.local...)
+}
+
 func (m *memoryReadModel) setReject(v bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -95,7 +102,8 @@ func TestEveryChangeIsProjected(t *testing.T) {
 		require.Equal(t, projection.Flags{Read: true, InFeed: true}, last.Flags())
 		require.Equal(t, "Mike", last.UserID)
 		require.False(t, last.ChangedAt.IsZero())
-		require.Equal(t, []bool{true, true}, rm.local, "projected by a local activity in the changing task")
+		_, local := rm.counts()
+		require.Equal(t, []bool{true, true}, local, "projected by a local activity in the changing task")
 	})
 	next := h.finish(input, SetArtifactAddedToUserFeed)
 	require.Equal(t, uint64(2), next.Projection.Version, "the next run knows what is projected")
@@ -194,8 +202,9 @@ func TestFailedLocalProjectionFallsBackToTheActivity(t *testing.T) {
 	h.step += 10 * time.Second // the retries back off 1 s, then 2 s
 	h.at(func() {
 		require.Equal(t, []uint64{1}, rm.versions())
-		require.Equal(t, []bool{false}, rm.local, "written by the regular activity")
-		require.Equal(t, 4, rm.attempts)
+		attempts, local := rm.counts()
+		require.Equal(t, []bool{false}, local, "written by the regular activity")
+		require.Equal(t, 4, attempts)
 		require.Contains(t, queues, "projection-queue")
 	})
 	next := h.finish(input, SetArtifactReadByUser)
@@ -211,7 +220,8 @@ func TestRejectedProjectionIsRetriedLater(t *testing.T) {
 	h.update(nil, CommandRequest{Kind: SetArtifactReadByUser})
 	h.at(func() {
 		require.Empty(t, rm.versions())
-		require.Equal(t, 1, rm.attempts, "a rejection is not retried at once")
+		attempts, _ := rm.counts()
+		require.Equal(t, 1, attempts, "a rejection is not retried at once")
 		rm.setReject(false) // the operator fixed the read model
 	})
 	h.update(nil, CommandRequest{Kind: SetArtifactAddedToUserFeed})
@@ -235,7 +245,8 @@ func TestPausedEntityContinuesAsNewWhenItsHistoryIsDue(t *testing.T) {
 	next := carried(t, h.env.GetWorkflowError())
 	require.Equal(t, uint64(1), next.State.Version)
 	require.Equal(t, uint64(0), next.Projection.Version, "the next run projects again")
-	require.GreaterOrEqual(t, rm.attempts, 2, "it continued as new after a pause, not at once")
+	attempts, _ := rm.counts()
+	require.GreaterOrEqual(t, attempts, 2, "it continued as new after a pause, not at once")
 }
 
 // Before history version 3 a paused run only continued as new at its next

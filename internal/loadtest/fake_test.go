@@ -12,6 +12,7 @@ import (
 
 	"github.com/artifactstate/artifactstate/internal/config"
 	"github.com/artifactstate/artifactstate/internal/entitiestest"
+	"github.com/artifactstate/artifactstate/internal/entities"
 	"github.com/artifactstate/artifactstate/internal/entityid"
 	"github.com/artifactstate/artifactstate/internal/readmodel"
 	"github.com/artifactstate/artifactstate/server"
@@ -36,14 +37,14 @@ type memoryEntities struct {
 	forgetRead bool
 }
 
-func (m *memoryEntities) Apply(ctx context.Context, key entityid.Key, kind workflows.CommandKind) error {
+func (m *memoryEntities) Apply(ctx context.Context, key entityid.Key, cmd entities.Command) (workflows.State, error) {
 	m.mu.Lock()
 	err := m.writeErr[key]
 	m.mu.Unlock()
 	if err != nil {
-		return err
+		return workflows.State{}, err
 	}
-	return m.Entities.Apply(ctx, key, kind)
+	return m.Entities.Apply(ctx, key, cmd)
 }
 
 func (m *memoryEntities) State(ctx context.Context, key entityid.Key) (workflows.State, error) {
@@ -117,6 +118,20 @@ func (r *memoryReadModel) Get(ctx context.Context, userID string, artifactID int
 	}
 	return readmodel.Row{UserID: userID, ArtifactID: artifactID, ArtifactRead: s.ArtifactRead,
 		ArtifactInUserFeed: s.ArtifactInUserFeed, Version: s.Version, ChangedAt: time.Now()}, true, nil
+}
+
+func (r *memoryReadModel) GetMany(ctx context.Context, userID string, artifactIDs []int64) (map[int64]readmodel.Row, error) {
+	out := map[int64]readmodel.Row{}
+	for _, id := range artifactIDs {
+		row, ok, err := r.Get(ctx, userID, id)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out[id] = row
+		}
+	}
+	return out, nil
 }
 
 func (r *memoryReadModel) Feed(context.Context, string, int, string) (readmodel.Page, error) {
