@@ -91,7 +91,11 @@ func TestJoiningASentQueryWouldBeStale(t *testing.T) {
 		s, _ := c.read(context.Background(), key)
 		first <- s
 	}()
-	waitFor(t, func() bool { c.mu.Lock(); defer c.mu.Unlock(); return c.pairs[key] != nil && c.pairs[key].inFlight != nil })
+	waitFor(t, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.pairs[key] != nil && c.pairs[key].inFlight != nil
+	})
 	version.Store(7) // a write lands after the first query was sent
 	second := make(chan workflows.State)
 	go func() {
