@@ -162,11 +162,22 @@ func TestProjectionClockMovesPastANewerRow(t *testing.T) {
 
 func TestProjectionIsSkippedWithoutReadModel(t *testing.T) {
 	t.Parallel()
-	// No activity is registered: scheduling one would fail the workflow
-	// task, which the test environment reports as a panic of the test.
-	h := newHarness(t, Options{Projection: projectOpts.Projection})
+	// The projection activity is registered, as on a worker with a read
+	// model, but this worker's options say it has none: nothing may run it.
+	rm := &memoryReadModel{}
+	h := newHarness(t, Options{Projection: projectOpts.Projection}).withReadModel(rm)
+	var started []string
+	h.env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+		started = append(started, "activity "+info.ActivityType.Name)
+	})
+	h.env.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, _ []any) {
+		started = append(started, "local activity "+info.ActivityType.Name)
+	})
 	h.update(nil, CommandRequest{Kind: SetArtifactReadByUser}, CommandRequest{Kind: SetArtifactAddedToUserFeed})
 	next := h.finish(input, SetArtifactRemovedFromUserFeed)
+	require.Empty(t, started)
+	attempts, _ := rm.counts()
+	require.Zero(t, attempts)
 	require.Equal(t, uint64(0), next.Projection.Version)
 	require.Equal(t, uint64(3), next.State.Version)
 }

@@ -137,6 +137,10 @@ type Worker struct {
 	Identity string `yaml:"identity" env:"IDENTITY"`
 	// StopTimeout bounds the wait for running activities on shutdown.
 	StopTimeout time.Duration `yaml:"stopTimeout" env:"STOP_TIMEOUT"`
+	// ReconcileInterval is how often the worker looks for entities closed by
+	// an operator (or failed) and starts them again from their last state,
+	// before the namespace's retention deletes that state; 0 turns it off.
+	ReconcileInterval time.Duration `yaml:"reconcileInterval" env:"RECONCILE_INTERVAL"`
 }
 
 // Cassandra configures the read model the projection writes and the list
@@ -360,24 +364,7 @@ func (c Config) Validate() error {
 	if c.Temporal.APIKey != "" && !c.Temporal.TLS.Enabled {
 		bad("temporal.apiKey", "needs temporal.tls.enabled: true (the key must not travel in clear)")
 	}
-	if (c.Temporal.TLS.CertFile == "") != (c.Temporal.TLS.KeyFile == "") {
-		bad("temporal.tls", "certFile and keyFile go together")
-	}
-	for _, f := range []struct{ key, path string }{
-		{"temporal.tls.caFile", c.Temporal.TLS.CAFile},
-		{"temporal.tls.certFile", c.Temporal.TLS.CertFile},
-		{"temporal.tls.keyFile", c.Temporal.TLS.KeyFile},
-	} {
-		if f.path == "" {
-			continue
-		}
-		if !c.Temporal.TLS.Enabled {
-			bad(f.key, "is set but temporal.tls.enabled is false")
-		}
-		if _, err := os.Stat(f.path); err != nil {
-			bad(f.key, "%v", err)
-		}
-	}
+	errs = append(errs, c.Temporal.TLS.validate("temporal.tls")...)
 	if err := checkHostPort(c.API.ListenAddress, true); err != nil {
 		bad("api.listenAddress", "%v", err)
 	}
@@ -390,6 +377,9 @@ func (c Config) Validate() error {
 	positive("api.retryAfter", c.API.RetryAfter)
 	positive("api.shutdownTimeout", c.API.ShutdownTimeout)
 	positive("worker.stopTimeout", c.Worker.StopTimeout)
+	if c.Worker.ReconcileInterval < 0 {
+		bad("worker.reconcileInterval", "must be 0 (off) or a positive duration, got %v", c.Worker.ReconcileInterval)
+	}
 	if c.API.MaxBodyBytes < 256 {
 		bad("api.maxBodyBytes", "must be at least 256, got %d", c.API.MaxBodyBytes)
 	}
@@ -452,7 +442,10 @@ func (c Config) Validate() error {
 
 var keyspaceName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,47}$`)
 
-var consistencies = []string{"ANY", "ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE"}
+// consistencies are those valid for both reads and writes (ANY is for
+// writes only: every read would fail; EACH_QUORUM is not supported for
+// reads either).
+var consistencies = []string{"ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "LOCAL_ONE"}
 
 func (c Cassandra) validate() []error {
 	var errs []error
@@ -472,14 +465,12 @@ func (c Cassandra) validate() []error {
 		bad("keyspace", "must be lower-case letters, digits and _ (starting with a letter, at most 48), got %q", c.Keyspace)
 	}
 	if !slices.Contains(consistencies, c.Consistency) {
-		bad("consistency", "must be one of %s, got %q", strings.Join(consistencies, ", "), c.Consistency)
+		bad("consistency", "must be one of %s (it serves reads and writes), got %q", strings.Join(consistencies, ", "), c.Consistency)
 	}
 	if (c.Username == "") != (c.Password == "") {
 		bad("username", "username and password go together")
 	}
-	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		bad("tls", "certFile and keyFile go together")
-	}
+	errs = append(errs, c.TLS.validate("cassandra.tls")...)
 	for name, d := range map[string]time.Duration{
 		"connectTimeout": c.ConnectTimeout, "timeout": c.Timeout, "projection.timeout": c.Projection.Timeout,
 		"projection.retryInitialInterval": c.Projection.RetryInitialInterval, "projection.retryMaxInterval": c.Projection.RetryMaxInterval,
@@ -513,6 +504,31 @@ func (c Cassandra) validate() []error {
 		bad("replication.class", "must be SimpleStrategy or NetworkTopologyStrategy, got %q", c.Replication.Class)
 	}
 	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return errs
+}
+
+// validate checks TLS settings under the key prefix: cert and key together,
+// files that exist, and no file without enabled.
+func (t TLS) validate(prefix string) []error {
+	var errs []error
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		errs = append(errs, fmt.Errorf("%s: certFile and keyFile go together", prefix))
+	}
+	for _, f := range []struct{ key, path string }{
+		{prefix + ".caFile", t.CAFile},
+		{prefix + ".certFile", t.CertFile},
+		{prefix + ".keyFile", t.KeyFile},
+	} {
+		if f.path == "" {
+			continue
+		}
+		if !t.Enabled {
+			errs = append(errs, fmt.Errorf("%s: is set but %s.enabled is false", f.key, prefix))
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %v", f.key, err))
+		}
+	}
 	return errs
 }
 

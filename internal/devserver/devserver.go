@@ -29,6 +29,7 @@ import (
 	sqliteplugin "go.temporal.io/server/common/persistence/sql/sqlplugin/sqlite"
 	sqliteschema "go.temporal.io/server/schema/sqlite"
 	"go.temporal.io/server/temporal"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // Options configure an embedded server.
@@ -52,6 +53,9 @@ type Options struct {
 	// HistoryShards is the number of history shards of a new database (an
 	// existing one keeps its own); 0 means 1.
 	HistoryShards int32
+	// Retention is how long Temporal keeps the history of a closed workflow
+	// in namespaces this server creates; 0 means 24 hours.
+	Retention time.Duration
 	// SQLiteConnections is the size of the connection pool to a database
 	// file (WAL allows concurrent readers beside the one writer); 0 means 1.
 	SQLiteConnections int
@@ -284,6 +288,9 @@ func sqliteConfig(opts Options) (*config.SQL, error) {
 		nc, err := sqliteschema.NewNamespaceConfig("active", ns, false, nil)
 		if err != nil {
 			return nil, fmt.Errorf("devserver namespace %s: %w", ns, err)
+		}
+		if opts.Retention > 0 {
+			nc.Detail.Config.Retention = durationpb.New(opts.Retention)
 		}
 		namespaces = append(namespaces, nc)
 	}

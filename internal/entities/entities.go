@@ -93,6 +93,36 @@ func (c *Client) Apply(ctx context.Context, key entityid.Key, cmd Command) (work
 	return res.State, classifyWrite(ctx, attempts, err)
 }
 
+// Recreate starts a closed entity again, seeded with the state its last run
+// ended with, before Temporal deletes that run's history at the end of the
+// namespace's retention (internal/reconcile does this for every entity an
+// operator terminated). An entity running again already is left alone;
+// one never written is an error.
+func (c *Client) Recreate(ctx context.Context, key entityid.Key) error {
+	ctx, attempts := temporalclient.WithAttempts(ctx)
+	last, err := c.lastRun(ctx, key)
+	if err != nil {
+		return classifyRead(ctx, attempts, fmt.Errorf("recover the state of closed entity %s: %w", key, err))
+	}
+	_, err = c.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                       key.WorkflowID(),
+		TaskQueue:                c.opts.TaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+	}, workflows.EntityWorkflowName, workflows.EntityInput{UserID: key.UserID, ArtifactID: key.ArtifactID,
+		State: last.State, Projection: last.Projection, Idempotency: last.Idempotency})
+	var running *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &running) {
+		return nil // a write re-created it first
+	}
+	if err != nil {
+		return classifyRead(ctx, attempts, err)
+	}
+	c.logger.WarnContext(ctx, "Re-created a closed entity from its last state",
+		"WorkflowID", key.WorkflowID(), "Version", last.State.Version, "Run", last.State.Run)
+	return nil
+}
+
 func (c *Client) recreate(ctx context.Context, key entityid.Key, req workflows.CommandRequest) (workflows.CommandResult, error) {
 	last, err := c.lastRun(ctx, key)
 	if err != nil {

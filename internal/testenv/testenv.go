@@ -57,6 +57,9 @@ type TemporalOptions struct {
 	// the data lives in memory, which is several times faster.
 	Persistent    bool
 	DynamicConfig map[string]any
+	// Retention of closed workflows' histories in the namespace (0: 24 h;
+	// below an hour needs system.namespaceMinRetentionLocal lowered).
+	Retention time.Duration
 }
 
 // StartTemporal starts a server on a free port; it stops with the test.
@@ -70,6 +73,7 @@ func StartTemporal(t testing.TB, o TemporalOptions) *Temporal {
 		Logger:        Logger(),
 		LogLevel:      slog.LevelError,
 		DynamicConfig: o.DynamicConfig,
+		Retention:     o.Retention,
 	}, Address: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
 	if o.Persistent {
 		tt.opts.DatabaseFile = filepath.Join(t.TempDir(), "temporal.db")
