@@ -66,18 +66,17 @@ func (s *Store) watch(session *gocql.Session, stop <-chan struct{}) {
 }
 
 // replace swaps old for fresh if old is still the current session (not
-// closed or replaced meanwhile), then closes old. Queries still running on
-// old fail as unavailable and are retried by their callers.
+// closed or replaced meanwhile). old is closed once the queries already
+// running on it have had their timeout to finish.
 func (s *Store) replace(old, fresh *gocql.Session) bool {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.session != old {
-		s.mu.Unlock()
 		return false
 	}
 	close(s.stopWatch)
 	s.setSession(fresh)
-	s.mu.Unlock()
-	old.Close()
+	time.AfterFunc(s.cfg.Timeout, old.Close)
 	return true
 }
 
