@@ -111,11 +111,28 @@ type Worker struct {
 	// continues as new (0: only when the server suggests it).
 	MaxHistoryEvents int `yaml:"maxHistoryEvents" env:"MAX_HISTORY_EVENTS"`
 	// StickyCacheSize is how many entities the worker keeps in memory.
-	StickyCacheSize            int `yaml:"stickyCacheSize" env:"STICKY_CACHE_SIZE"`
-	WorkflowTaskPollers        int `yaml:"workflowTaskPollers" env:"WORKFLOW_TASK_POLLERS"`
-	ActivityTaskPollers        int `yaml:"activityTaskPollers" env:"ACTIVITY_TASK_POLLERS"`
-	MaxConcurrentWorkflowTasks int `yaml:"maxConcurrentWorkflowTasks" env:"MAX_CONCURRENT_WORKFLOW_TASKS"`
-	MaxConcurrentActivities    int `yaml:"maxConcurrentActivities" env:"MAX_CONCURRENT_ACTIVITIES"`
+	StickyCacheSize int `yaml:"stickyCacheSize" env:"STICKY_CACHE_SIZE"`
+	// PollerBehavior is autoscaling (the SDK grows and shrinks the pollers
+	// of each queue between 1 and WorkflowTaskPollers/ActivityTaskPollers,
+	// and keeps polling the entity queue while the worker's sticky queue has
+	// a backlog) or simple (a fixed number; under load every poll can move
+	// to the sticky queue and new entities' first tasks wait for seconds).
+	PollerBehavior string `yaml:"pollerBehavior" env:"POLLER_BEHAVIOR"`
+	// WorkflowTaskPollers and ActivityTaskPollers are the maximum number of
+	// pollers per queue (autoscaling) or the fixed number (simple).
+	WorkflowTaskPollers int `yaml:"workflowTaskPollers" env:"WORKFLOW_TASK_POLLERS"`
+	ActivityTaskPollers int `yaml:"activityTaskPollers" env:"ACTIVITY_TASK_POLLERS"`
+	// StickyScheduleToStartTimeout is how long a task for an entity cached
+	// on this worker waits for it before going to any worker: it bounds the
+	// extra latency of reads and writes of entities cached on a worker that
+	// died.
+	StickyScheduleToStartTimeout time.Duration `yaml:"stickyScheduleToStartTimeout" env:"STICKY_SCHEDULE_TO_START_TIMEOUT"`
+	// DeadlockDetectionTimeout fails a workflow task whose code does not
+	// yield for this long (the SDK's default, 1 s, also fired on a healthy
+	// worker whose CPU was starved, failing reads).
+	DeadlockDetectionTimeout   time.Duration `yaml:"deadlockDetectionTimeout" env:"DEADLOCK_DETECTION_TIMEOUT"`
+	MaxConcurrentWorkflowTasks int           `yaml:"maxConcurrentWorkflowTasks" env:"MAX_CONCURRENT_WORKFLOW_TASKS"`
+	MaxConcurrentActivities    int           `yaml:"maxConcurrentActivities" env:"MAX_CONCURRENT_ACTIVITIES"`
 	// Identity names this worker in histories; empty means host@pid.
 	Identity string `yaml:"identity" env:"IDENTITY"`
 	// StopTimeout bounds the wait for running activities on shutdown.
@@ -163,9 +180,18 @@ type Replication struct {
 // from RetryInitialInterval to RetryMaxInterval, so the read model catches up
 // within about RetryMaxInterval of Cassandra's return.
 type Projection struct {
+	// LocalTimeout bounds the first attempt, made inside the workflow task
+	// that changed the state (a local activity); 0 skips it. When it fails,
+	// a regular activity on the queue <temporal.taskQueue>-projection
+	// retries with the settings below.
+	LocalTimeout         time.Duration `yaml:"localTimeout" env:"LOCAL_TIMEOUT"`
 	Timeout              time.Duration `yaml:"timeout" env:"TIMEOUT"`
 	RetryInitialInterval time.Duration `yaml:"retryInitialInterval" env:"RETRY_INITIAL_INTERVAL"`
 	RetryMaxInterval     time.Duration `yaml:"retryMaxInterval" env:"RETRY_MAX_INTERVAL"`
+	// RejectedPause is how long an entity waits after the read model
+	// rejected a projection (schema missing, permissions) before it tries
+	// again, if no new change wakes it first.
+	RejectedPause time.Duration `yaml:"rejectedPause" env:"REJECTED_PAUSE"`
 }
 
 // Dev configures the embedded Temporal server of the dev role.
@@ -199,13 +225,16 @@ func Default() Config {
 			ShutdownTimeout: 15 * time.Second,
 		},
 		Worker: Worker{
-			MaxHistoryEvents:           2000,
-			StickyCacheSize:            10000,
-			WorkflowTaskPollers:        4,
-			ActivityTaskPollers:        2,
-			MaxConcurrentWorkflowTasks: 200,
-			MaxConcurrentActivities:    200,
-			StopTimeout:                10 * time.Second,
+			MaxHistoryEvents:             2000,
+			StickyCacheSize:              10000,
+			PollerBehavior:               "autoscaling",
+			WorkflowTaskPollers:          100,
+			ActivityTaskPollers:          20,
+			StickyScheduleToStartTimeout: 2 * time.Second,
+			DeadlockDetectionTimeout:     5 * time.Second,
+			MaxConcurrentWorkflowTasks:   200,
+			MaxConcurrentActivities:      200,
+			StopTimeout:                  10 * time.Second,
 		},
 		Cassandra: Cassandra{
 			Keyspace:       "artifactstate",
@@ -214,9 +243,11 @@ func Default() Config {
 			Timeout:        5 * time.Second,
 			Replication:    Replication{Class: "SimpleStrategy", ReplicationFactor: 1},
 			Projection: Projection{
+				LocalTimeout:         2 * time.Second,
 				Timeout:              10 * time.Second,
 				RetryInitialInterval: time.Second,
 				RetryMaxInterval:     30 * time.Second,
+				RejectedPause:        10 * time.Minute,
 			},
 		},
 		Metrics: Metrics{ListenAddress: ":9090"},
@@ -371,6 +402,13 @@ func (c Config) Validate() error {
 		}
 	}
 	atLeast("worker.stickyCacheSize", c.Worker.StickyCacheSize, 0)
+	switch c.Worker.PollerBehavior {
+	case "autoscaling", "simple":
+	default:
+		bad("worker.pollerBehavior", "must be autoscaling or simple, got %q", c.Worker.PollerBehavior)
+	}
+	positive("worker.stickyScheduleToStartTimeout", c.Worker.StickyScheduleToStartTimeout)
+	positive("worker.deadlockDetectionTimeout", c.Worker.DeadlockDetectionTimeout)
 	atLeast("worker.workflowTaskPollers", c.Worker.WorkflowTaskPollers, 2)
 	atLeast("worker.activityTaskPollers", c.Worker.ActivityTaskPollers, 1)
 	atLeast("worker.maxConcurrentWorkflowTasks", c.Worker.MaxConcurrentWorkflowTasks, 2)
@@ -445,10 +483,14 @@ func (c Cassandra) validate() []error {
 	for name, d := range map[string]time.Duration{
 		"connectTimeout": c.ConnectTimeout, "timeout": c.Timeout, "projection.timeout": c.Projection.Timeout,
 		"projection.retryInitialInterval": c.Projection.RetryInitialInterval, "projection.retryMaxInterval": c.Projection.RetryMaxInterval,
+		"projection.rejectedPause": c.Projection.RejectedPause,
 	} {
 		if d <= 0 {
 			bad(name, "must be a positive duration, got %v", d)
 		}
+	}
+	if c.Projection.LocalTimeout < 0 || c.Projection.LocalTimeout > 5*time.Second {
+		bad("projection.localTimeout", "must be between 0 (no local attempt) and 5s (it holds the workflow task open), got %v", c.Projection.LocalTimeout)
 	}
 	if c.Projection.RetryMaxInterval < c.Projection.RetryInitialInterval {
 		bad("projection.retryMaxInterval", "must not be below projection.retryInitialInterval")

@@ -167,6 +167,12 @@ func TestOlderProjectionsCannotMoveRowsBack(t *testing.T) {
 		return readmodel.Row{UserID: "Mike", ArtifactID: 1, ArtifactRead: read, ArtifactInUserFeed: inFeed, Version: v,
 			ChangedAt: time.UnixMilli(int64(v) * 1000).UTC()}
 	}
+	// project writes like the projection of history versions 1 and 2: the
+	// version is the timestamp, a false flag is always deleted.
+	project := func(r readmodel.Row) error {
+		return store.Project(ctx, readmodel.Projection{Row: r, Timestamp: int64(r.Version),
+			RemoveFromFeed: !r.ArtifactInUserFeed, RemoveFromRead: !r.ArtifactRead})
+	}
 	check := func(wantVersion uint64, read, inFeed bool) {
 		t.Helper()
 		got, ok, err := store.Get(ctx, "Mike", 1)
@@ -180,16 +186,16 @@ func TestOlderProjectionsCannotMoveRowsBack(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, read, slices.Contains(reads.ArtifactIDs, 1), "read %v", reads.ArtifactIDs)
 	}
-	require.NoError(t, store.Write(ctx, row(3, true, true)))
-	require.NoError(t, store.Write(ctx, row(2, false, false))) // late
+	require.NoError(t, project(row(3, true, true)))
+	require.NoError(t, project(row(2, false, false))) // late
 	check(3, true, true)
-	require.NoError(t, store.Write(ctx, row(4, true, false)))
-	require.NoError(t, store.Write(ctx, row(4, true, false))) // retried
-	require.NoError(t, store.Write(ctx, row(3, true, true)))  // late again: must not re-add to the feed
+	require.NoError(t, project(row(4, true, false)))
+	require.NoError(t, project(row(4, true, false))) // retried
+	require.NoError(t, project(row(3, true, true)))  // late again: must not re-add to the feed
 	check(4, true, false)
-	require.NoError(t, store.Write(ctx, row(5, true, true)))
+	require.NoError(t, project(row(5, true, true)))
 	check(5, true, true)
-	require.NoError(t, store.Write(ctx, row(1, false, false)))
+	require.NoError(t, project(row(1, false, false)))
 	check(5, true, true)
 }
 
@@ -201,7 +207,8 @@ func TestListsPaginate(t *testing.T) {
 	for i := range 250 {
 		id := int64(i*3 - 100)
 		want = append(want, id)
-		require.NoError(t, s.store.Write(ctx, readmodel.Row{UserID: "many", ArtifactID: id, ArtifactInUserFeed: true, Version: 1, ChangedAt: time.Now()}))
+		require.NoError(t, s.store.Project(ctx, readmodel.Projection{Timestamp: 1,
+			Row: readmodel.Row{UserID: "many", ArtifactID: id, ArtifactInUserFeed: true, Version: 1, ChangedAt: time.Now()}}))
 	}
 	for _, size := range []int{1, 100, 249, 250, 1000} {
 		got, err := s.listAll(t, "many", "feed", size)
