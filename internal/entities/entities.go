@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/google/uuid"
 	commonpb "go.temporal.io/api/common/v1"
@@ -31,13 +32,20 @@ type Options struct {
 	// DataConverter decodes query results and folded histories; nil is the
 	// SDK's default.
 	DataConverter converter.DataConverter
+	// ReadTimeout bounds one query, shared by the callers reading the same
+	// pair at once; 0 means DefaultReadTimeout.
+	ReadTimeout time.Duration
 }
+
+// DefaultReadTimeout bounds a query when Options.ReadTimeout is not set.
+const DefaultReadTimeout = 10 * time.Second
 
 // Client reads and writes entities through Temporal.
 type Client struct {
 	temporal client.Client
 	opts     Options
 	logger   *slog.Logger
+	reads    *coalescer
 }
 
 // New returns a Client.
@@ -45,7 +53,12 @@ func New(temporal client.Client, opts Options, logger *slog.Logger) *Client {
 	if opts.DataConverter == nil {
 		opts.DataConverter = converter.GetDefaultDataConverter()
 	}
-	return &Client{temporal: temporal, opts: opts, logger: logger}
+	if opts.ReadTimeout <= 0 {
+		opts.ReadTimeout = DefaultReadTimeout
+	}
+	c := &Client{temporal: temporal, opts: opts, logger: logger}
+	c.reads = newCoalescer(opts.ReadTimeout, c.readState)
+	return c
 }
 
 // Command is one write.
@@ -125,19 +138,22 @@ func (c *Client) updateWithStart(ctx context.Context, key entityid.Key, req work
 }
 
 // State returns the pair's state; a pair never written is the zero State.
-// It reflects every write acknowledged before the call.
+// It reflects every write acknowledged before the call. Callers reading the
+// same pair at once share queries (see coalescer).
 func (c *Client) State(ctx context.Context, key entityid.Key) (workflows.State, error) {
-	return read(ctx, c, key, workflows.QueryGetAllStates, func(s workflows.State) workflows.State { return s })
+	return c.reads.read(ctx, key)
 }
 
 // IsArtifactReadByUser answers the pair's read flag.
 func (c *Client) IsArtifactReadByUser(ctx context.Context, key entityid.Key) (bool, error) {
-	return read(ctx, c, key, workflows.QueryIsArtifactReadByUser, func(s workflows.State) bool { return s.ArtifactRead })
+	s, err := c.State(ctx, key)
+	return s.ArtifactRead, err
 }
 
 // IsArtifactInUserFeed answers the pair's in-feed flag.
 func (c *Client) IsArtifactInUserFeed(ctx context.Context, key entityid.Key) (bool, error) {
-	return read(ctx, c, key, workflows.QueryIsArtifactInUserFeed, func(s workflows.State) bool { return s.ArtifactInUserFeed })
+	s, err := c.State(ctx, key)
+	return s.ArtifactInUserFeed, err
 }
 
 // Ready checks that the Temporal frontend answers.
@@ -147,14 +163,14 @@ func (c *Client) Ready(ctx context.Context) error {
 	return classifyRead(ctx, attempts, err)
 }
 
-// read queries the entity. A pair with no workflow answers the zero value
-// without creating one. A closed entity whose last commands no workflow task
-// processed cannot be queried (the worker refuses to replay it); its state is
-// then folded from its history, as the re-creation does.
-func read[T any](ctx context.Context, c *Client, key entityid.Key, queryName string, pick func(workflows.State) T) (T, error) {
+// readState queries the entity. A pair with no workflow answers the zero
+// state without creating one. A closed entity whose last commands no
+// workflow task processed cannot be queried (the worker refuses to replay
+// it); its state is then folded from its history, as the re-creation does.
+func (c *Client) readState(ctx context.Context, key entityid.Key) (workflows.State, error) {
 	ctx, attempts := temporalclient.WithAttempts(ctx)
-	var out T
-	err := c.query(ctx, key, queryName, &out)
+	var out workflows.State
+	err := c.query(ctx, key, workflows.QueryGetAllStates, &out)
 	if err == nil {
 		return out, nil
 	}
@@ -174,7 +190,7 @@ func read[T any](ctx context.Context, c *Client, key entityid.Key, queryName str
 	if foldErr != nil {
 		return out, classifyRead(ctx, attempts, foldErr)
 	}
-	return pick(last.State), nil
+	return last.State, nil
 }
 
 // query sends the query with the caller's whole deadline. (The SDK's

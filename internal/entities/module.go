@@ -12,6 +12,7 @@ import (
 // Module provides the *Client for the configured namespace and task queue.
 var Module = fx.Module("entities",
 	fx.Provide(func(c client.Client, cfg config.Config, logger *slog.Logger) *Client {
-		return New(c, Options{Namespace: cfg.Temporal.Namespace, TaskQueue: cfg.Temporal.TaskQueue}, logger)
+		return New(c, Options{Namespace: cfg.Temporal.Namespace, TaskQueue: cfg.Temporal.TaskQueue,
+			ReadTimeout: cfg.API.RequestTimeout}, logger)
 	}),
 )
