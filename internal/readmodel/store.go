@@ -75,6 +75,8 @@ type Store struct {
 
 	mu      sync.Mutex
 	session *gocql.Session
+	// stopWatch ends the watchdog of session (see watch).
+	stopWatch chan struct{}
 }
 
 // NewStore returns a Store for cfg; it does not connect yet. observer may
@@ -88,18 +90,44 @@ func (s *Store) Close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.session != nil {
+		close(s.stopWatch)
 		s.session.Close()
 		s.session = nil
 	}
 }
 
+// connect returns the current session, opening one if there is none. The
+// driver reconnects a session to nodes that come back by itself; watch
+// replaces a session the driver could not bring back.
 func (s *Store) connect() (*gocql.Session, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.session != nil && !s.session.Closed() {
 		return s.session, nil
 	}
+	if s.session != nil {
+		close(s.stopWatch)
+		s.session = nil
+	}
+	session, err := s.newSession()
+	if err != nil {
+		return nil, err
+	}
+	s.logger.Info("Connected to the read model", "hosts", s.cfg.Hosts, "keyspace", s.cfg.Keyspace)
+	s.setSession(session)
+	return session, nil
+}
+
+// setSession makes session the current one and starts its watchdog; the
+// caller holds s.mu.
+func (s *Store) setSession(session *gocql.Session) {
+	s.session, s.stopWatch = session, make(chan struct{})
+	go s.watch(session, s.stopWatch)
+}
+
+func (s *Store) newSession() (*gocql.Session, error) {
 	cluster := newCluster(s.cfg, s.cfg.Keyspace)
+	cluster.Logger = driverLogger{s.logger.With("component", "gocql")}
 	if s.observer != nil {
 		cluster.QueryObserver, cluster.BatchObserver = s.observer, s.observer
 	}
@@ -107,8 +135,6 @@ func (s *Store) connect() (*gocql.Session, error) {
 	if err != nil {
 		return nil, classify(fmt.Errorf("connect to Cassandra %v: %w", s.cfg.Hosts, err))
 	}
-	s.logger.Info("Connected to the read model", "hosts", s.cfg.Hosts, "keyspace", s.cfg.Keyspace)
-	s.session = session
 	return session, nil
 }
 
@@ -280,10 +306,26 @@ func newCluster(cfg config.Cassandra, keyspace string) *gocql.ClusterConfig {
 			EnableHostVerification: true,
 		}
 	}
-	// Keep retrying to reconnect to nodes that went down.
+	// Pinned, not negotiated: the driver negotiates only when a session is
+	// created, and a node that is still starting rejects the newer versions,
+	// so a session created during a restart would stay on v3 for good (and
+	// each rejected try shows up in Cassandra's log as a "Protocol
+	// exception"). v4 is all the read model needs, and every Cassandra from
+	// 3.0 to 5.0 speaks it.
+	c.ProtoVersion = protocolVersion
+	// Reconnection after nodes went down (a restart, a rolling restart of the
+	// cluster): the control connection retries every second by itself; a
+	// node's pool retries 3 times a second apart, then the node is marked
+	// down and retried every ReconnectInterval, and at once when a live node
+	// announces it UP. The three retries (3 s) fit inside the interval, so
+	// the retries do not queue up behind the ticker.
+	c.ReconnectionPolicy = &gocql.ConstantReconnectionPolicy{MaxRetries: 3, Interval: time.Second}
 	c.ReconnectInterval = 5 * time.Second
 	return c
 }
+
+// protocolVersion is the CQL native protocol the read model speaks.
+const protocolVersion = 4
 
 // Errors of the read model, as the API and the projection tell them apart.
 var (
