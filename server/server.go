@@ -15,16 +15,18 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/github.com/gin-gonic/gin/otelgin"
 
 	"github.com/artifactstate/artifactstate/internal/config"
+	"github.com/artifactstate/artifactstate/internal/entities"
 	"github.com/artifactstate/artifactstate/internal/entityid"
 	"github.com/artifactstate/artifactstate/internal/metrics"
 	"github.com/artifactstate/artifactstate/internal/ops"
+	"github.com/artifactstate/artifactstate/internal/pairs"
 	"github.com/artifactstate/artifactstate/workflows"
 )
 
 // Entities is what the API needs from the entity store (entities.Client).
-// Errors wrapping entities.ErrUnavailable answer 503, entities.ErrTimeout 504.
+// Its errors map to answers in fail (errors.go).
 type Entities interface {
-	Apply(ctx context.Context, key entityid.Key, kind workflows.CommandKind) error
+	Apply(ctx context.Context, key entityid.Key, cmd entities.Command) (workflows.State, error)
 	State(ctx context.Context, key entityid.Key) (workflows.State, error)
 	IsArtifactReadByUser(ctx context.Context, key entityid.Key) (bool, error)
 	IsArtifactInUserFeed(ctx context.Context, key entityid.Key) (bool, error)
@@ -47,16 +49,16 @@ type Deps struct {
 
 // Server holds the handlers' dependencies.
 type Server struct {
-	cfg       config.API
-	entities  Entities
-	readModel ReadModel
-	logger    *slog.Logger
+	cfg      config.API
+	entities Entities
+	pairs    *pairs.Service
+	logger   *slog.Logger
 }
 
 // NewHandler returns the API's HTTP handler.
 func NewHandler(cfg config.API, d Deps) http.Handler {
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{cfg: cfg, entities: d.Entities, readModel: d.ReadModel, logger: d.Logger}
+	s := &Server{cfg: cfg, entities: d.Entities, pairs: pairs.New(d.Entities, d.ReadModel), logger: d.Logger}
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true

@@ -10,11 +10,17 @@ const (
 	// EntityWorkflowName is the registered workflow type of every entity.
 	EntityWorkflowName = "ArtifactStateEntity"
 
-	// CommandSignalName is the one signal that carries every write. A single
-	// channel keeps commands in history order: the Go SDK buffers all signals
-	// of a workflow task before workflow code runs, so commands spread over
-	// several channels could be applied out of order (an "add to feed"
-	// followed by a "remove" must leave the artifact out of the feed).
+	// CommandUpdateName is the update that carries every write the API makes
+	// (history version 3 on): it is validated before it enters history and
+	// answers the state after the command. Its input is a CommandRequest, its
+	// result a CommandResult.
+	CommandUpdateName = "applyCommand"
+
+	// CommandSignalName is the signal that carried every write before
+	// history version 3; it still works (fire-and-forget). A single channel
+	// keeps signalled commands in history order: the Go SDK buffers all
+	// signals of a workflow task before workflow code runs, so commands
+	// spread over several channels could be applied out of order.
 	CommandSignalName = "command"
 
 	// QueryGetAllStates returns the whole State.
@@ -23,6 +29,20 @@ const (
 	QueryIsArtifactReadByUser = "isArtifactReadByUser"
 	// QueryIsArtifactInUserFeed returns State.ArtifactInUserFeed.
 	QueryIsArtifactInUserFeed = "isArtifactInUserFeed"
+)
+
+// Failure types of a rejected CommandUpdateName update (the validator's
+// temporal.ApplicationError type). A rejected update leaves no trace in
+// history.
+const (
+	// ErrTypeInvalidCommand: the command kind is unknown.
+	ErrTypeInvalidCommand = "InvalidCommand"
+	// ErrTypeVersionMismatch: CommandRequest.IfVersion is not the current
+	// version. The error's details hold the current State.
+	ErrTypeVersionMismatch = "VersionMismatch"
+	// ErrTypeIdempotencyKeyReused: the idempotency key was used before for a
+	// different command kind.
+	ErrTypeIdempotencyKeyReused = "IdempotencyKeyReused"
 )
 
 // Metrics the entity workflow emits through the SDK's metrics handler (not
@@ -58,4 +78,24 @@ func (k CommandKind) Valid() bool {
 // Command is the payload of CommandSignalName.
 type Command struct {
 	Kind CommandKind `json:"kind"`
+}
+
+// CommandRequest is the input of CommandUpdateName.
+type CommandRequest struct {
+	Kind CommandKind `json:"kind"`
+	// IdempotencyKey, when not empty, makes the command apply at most once:
+	// a request with a key the entity has seen answers the first request's
+	// result and applies nothing (see IdempotencyRecord for how long a key
+	// is remembered).
+	IdempotencyKey string `json:"idempotencyKey,omitempty"`
+	// IfVersion, when set, applies the command only if the entity's state
+	// has this version; otherwise the update is rejected with
+	// ErrTypeVersionMismatch.
+	IfVersion *uint64 `json:"ifVersion,omitempty"`
+}
+
+// CommandResult is the result of CommandUpdateName: the state right after
+// the command was applied.
+type CommandResult struct {
+	State State `json:"state"`
 }

@@ -9,9 +9,10 @@ import (
 	"github.com/artifactstate/artifactstate/internal/config"
 )
 
-// Module provides the *Client on the configured task queue.
+// Module provides the *Client for the configured namespace and task queue.
 var Module = fx.Module("entities",
 	fx.Provide(func(c client.Client, cfg config.Config, logger *slog.Logger) *Client {
-		return New(c, cfg.Temporal.TaskQueue, logger)
+		return New(c, Options{Namespace: cfg.Temporal.Namespace, TaskQueue: cfg.Temporal.TaskQueue,
+			ReadTimeout: cfg.API.RequestTimeout}, logger)
 	}),
 )
