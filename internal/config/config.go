@@ -76,6 +76,12 @@ type Temporal struct {
 	// APIKey authenticates to Temporal Cloud (sent as a bearer token; needs TLS).
 	APIKey string `yaml:"apiKey" env:"API_KEY"`
 	TLS    TLS    `yaml:"tls" envPrefix:"TLS_"`
+	// SearchAttributes starts every entity with the custom search attributes
+	// ArtifactStateUserId, ArtifactStateArtifactId and
+	// ArtifactStateHistoryVersion, so operators can list a user's entities;
+	// off keeps user IDs out of Temporal's visibility store (they remain in
+	// workflow IDs). `artifactstate migrate` registers them.
+	SearchAttributes bool `yaml:"searchAttributes" env:"SEARCH_ATTRIBUTES"`
 	// Compression of gRPC requests: gzip (the SDK's default, for slow or
 	// metered links such as Temporal Cloud) or none (saves CPU next to the
 	// cluster; the dev role uses none).
@@ -216,10 +222,11 @@ func Default() Config {
 	return Config{
 		Log: Log{Level: "info"},
 		Temporal: Temporal{
-			Address:     "127.0.0.1:7233",
-			Namespace:   "default",
-			TaskQueue:   "artifactstate-entities",
-			Compression: "gzip",
+			Address:          "127.0.0.1:7233",
+			Namespace:        "default",
+			TaskQueue:        "artifactstate-entities",
+			Compression:      "gzip",
+			SearchAttributes: true,
 		},
 		API: API{
 			ListenAddress:   ":8082",

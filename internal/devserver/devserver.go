@@ -30,6 +30,8 @@ import (
 	sqliteschema "go.temporal.io/server/schema/sqlite"
 	"go.temporal.io/server/temporal"
 	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/artifactstate/artifactstate/internal/searchattr"
 )
 
 // Options configure an embedded server.
@@ -285,7 +287,7 @@ func sqliteConfig(opts Options) (*config.SQL, error) {
 	}
 	var namespaces []*sqliteschema.NamespaceConfig
 	for _, ns := range opts.Namespaces {
-		nc, err := sqliteschema.NewNamespaceConfig("active", ns, false, nil)
+		nc, err := sqliteschema.NewNamespaceConfig("active", ns, false, searchattr.Definitions())
 		if err != nil {
 			return nil, fmt.Errorf("devserver namespace %s: %w", ns, err)
 		}
