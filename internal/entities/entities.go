@@ -111,7 +111,7 @@ func (c *Client) Recreate(ctx context.Context, key entityid.Key) error {
 	_, err = c.temporal.ExecuteWorkflow(ctx,
 		c.startOptions(key, enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL, enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE),
 		workflows.EntityWorkflowName, workflows.EntityInput{UserID: key.UserID, ArtifactID: key.ArtifactID,
-		State: last.State, Projection: last.Projection, Idempotency: last.Idempotency})
+			State: last.State, Projection: last.Projection, Idempotency: last.Idempotency})
 	var running *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &running) {
 		return nil // a write re-created it first
