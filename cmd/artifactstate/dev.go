@@ -52,12 +52,13 @@ and the API. The temporal CLI works against the frontend (default 127.0.0.1:7233
 			return err
 		}
 		opts := devserver.Options{
-			IP:           cfg.Dev.IP,
-			FrontendPort: cfg.Dev.FrontendPort,
-			UIPort:       cfg.Dev.UIPort,
-			Namespaces:   []string{cfg.Temporal.Namespace},
-			Logger:       logger,
-			LogLevel:     slog.LevelWarn,
+			IP:             cfg.Dev.IP,
+			FrontendPort:   cfg.Dev.FrontendPort,
+			UIPort:         cfg.Dev.UIPort,
+			MetricsAddress: cfg.Dev.ServerMetricsAddress,
+			Namespaces:     []string{cfg.Temporal.Namespace},
+			Logger:         logger,
+			LogLevel:       slog.LevelWarn,
 		}
 		if !cfg.Dev.InMemory {
 			opts.DatabaseFile = filepath.Join(cfg.Dev.DataDir, "temporal.db")

@@ -215,6 +215,9 @@ type Dev struct {
 	FrontendPort int    `yaml:"frontendPort" env:"FRONTEND_PORT"`
 	// UIPort is the Web UI's port; 0 disables the UI.
 	UIPort int `yaml:"uiPort" env:"UI_PORT"`
+	// ServerMetricsAddress, when set, serves the embedded Temporal server's
+	// own Prometheus metrics on this host:port (path /metrics).
+	ServerMetricsAddress string `yaml:"serverMetricsAddress" env:"SERVER_METRICS_ADDRESS"`
 }
 
 // Default returns the configuration used where nothing else is said.
@@ -433,6 +436,11 @@ func (c Config) Validate() error {
 	}
 	if c.Dev.FrontendPort < 1 || c.Dev.FrontendPort > 65535 {
 		bad("dev.frontendPort", "must be a port number, got %d", c.Dev.FrontendPort)
+	}
+	if c.Dev.ServerMetricsAddress != "" {
+		if err := checkHostPort(c.Dev.ServerMetricsAddress, false); err != nil {
+			bad("dev.serverMetricsAddress", "%v", err)
+		}
 	}
 	if c.Dev.UIPort < 0 || c.Dev.UIPort > 65535 || c.Dev.UIPort == c.Dev.FrontendPort {
 		bad("dev.uiPort", "must be 0 (no UI) or a port number other than dev.frontendPort, got %d", c.Dev.UIPort)
