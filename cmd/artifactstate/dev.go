@@ -15,6 +15,7 @@ import (
 	"github.com/artifactstate/artifactstate/internal/entities"
 	"github.com/artifactstate/artifactstate/internal/readmodel"
 	"github.com/artifactstate/artifactstate/internal/reconcile"
+	"github.com/artifactstate/artifactstate/internal/searchattr"
 	"github.com/artifactstate/artifactstate/internal/temporalclient"
 	"github.com/artifactstate/artifactstate/server"
 	"github.com/artifactstate/artifactstate/worker"
@@ -51,18 +52,19 @@ and the API. The temporal CLI works against the frontend (default 127.0.0.1:7233
 			return err
 		}
 		opts := devserver.Options{
-			IP:           cfg.Dev.IP,
-			FrontendPort: cfg.Dev.FrontendPort,
-			UIPort:       cfg.Dev.UIPort,
-			Namespaces:   []string{cfg.Temporal.Namespace},
-			Logger:       logger,
-			LogLevel:     slog.LevelWarn,
+			IP:             cfg.Dev.IP,
+			FrontendPort:   cfg.Dev.FrontendPort,
+			UIPort:         cfg.Dev.UIPort,
+			MetricsAddress: cfg.Dev.ServerMetricsAddress,
+			Namespaces:     []string{cfg.Temporal.Namespace},
+			Logger:         logger,
+			LogLevel:       slog.LevelWarn,
 		}
 		if !cfg.Dev.InMemory {
 			opts.DatabaseFile = filepath.Join(cfg.Dev.DataDir, "temporal.db")
 		}
 		return runApp(cfg, logger,
-			devserver.Module(opts), readmodel.MigrateModule, temporalclient.Module, readmodel.Module,
+			devserver.Module(opts), readmodel.MigrateModule, temporalclient.Module, searchattr.Module, readmodel.Module,
 			entities.Module, worker.Module, reconcile.Module, server.Module)
 	}
 	return cmd

@@ -76,6 +76,12 @@ type Temporal struct {
 	// APIKey authenticates to Temporal Cloud (sent as a bearer token; needs TLS).
 	APIKey string `yaml:"apiKey" env:"API_KEY"`
 	TLS    TLS    `yaml:"tls" envPrefix:"TLS_"`
+	// SearchAttributes starts every entity with the custom search attributes
+	// ArtifactStateUserId, ArtifactStateArtifactId and
+	// ArtifactStateHistoryVersion, so operators can list a user's entities;
+	// off keeps user IDs out of Temporal's visibility store (they remain in
+	// workflow IDs). `artifactstate migrate` registers them.
+	SearchAttributes bool `yaml:"searchAttributes" env:"SEARCH_ATTRIBUTES"`
 	// Compression of gRPC requests: gzip (the SDK's default, for slow or
 	// metered links such as Temporal Cloud) or none (saves CPU next to the
 	// cluster; the dev role uses none).
@@ -209,6 +215,9 @@ type Dev struct {
 	FrontendPort int    `yaml:"frontendPort" env:"FRONTEND_PORT"`
 	// UIPort is the Web UI's port; 0 disables the UI.
 	UIPort int `yaml:"uiPort" env:"UI_PORT"`
+	// ServerMetricsAddress, when set, serves the embedded Temporal server's
+	// own Prometheus metrics on this host:port (path /metrics).
+	ServerMetricsAddress string `yaml:"serverMetricsAddress" env:"SERVER_METRICS_ADDRESS"`
 }
 
 // Default returns the configuration used where nothing else is said.
@@ -216,10 +225,11 @@ func Default() Config {
 	return Config{
 		Log: Log{Level: "info"},
 		Temporal: Temporal{
-			Address:     "127.0.0.1:7233",
-			Namespace:   "default",
-			TaskQueue:   "artifactstate-entities",
-			Compression: "gzip",
+			Address:          "127.0.0.1:7233",
+			Namespace:        "default",
+			TaskQueue:        "artifactstate-entities",
+			Compression:      "gzip",
+			SearchAttributes: true,
 		},
 		API: API{
 			ListenAddress:   ":8082",
@@ -426,6 +436,11 @@ func (c Config) Validate() error {
 	}
 	if c.Dev.FrontendPort < 1 || c.Dev.FrontendPort > 65535 {
 		bad("dev.frontendPort", "must be a port number, got %d", c.Dev.FrontendPort)
+	}
+	if c.Dev.ServerMetricsAddress != "" {
+		if err := checkHostPort(c.Dev.ServerMetricsAddress, false); err != nil {
+			bad("dev.serverMetricsAddress", "%v", err)
+		}
 	}
 	if c.Dev.UIPort < 0 || c.Dev.UIPort > 65535 || c.Dev.UIPort == c.Dev.FrontendPort {
 		bad("dev.uiPort", "must be 0 (no UI) or a port number other than dev.frontendPort, got %d", c.Dev.UIPort)

@@ -26,10 +26,13 @@ import (
 	"go.temporal.io/server/common/cluster"
 	"go.temporal.io/server/common/config"
 	"go.temporal.io/server/common/dynamicconfig"
+	"go.temporal.io/server/common/metrics"
 	sqliteplugin "go.temporal.io/server/common/persistence/sql/sqlplugin/sqlite"
 	sqliteschema "go.temporal.io/server/schema/sqlite"
 	"go.temporal.io/server/temporal"
 	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/artifactstate/artifactstate/internal/searchattr"
 )
 
 // Options configure an embedded server.
@@ -56,6 +59,10 @@ type Options struct {
 	// Retention is how long Temporal keeps the history of a closed workflow
 	// in namespaces this server creates; 0 means 24 hours.
 	Retention time.Duration
+	// MetricsAddress, when set, serves the server's own Prometheus metrics
+	// (persistence requests, task queues, shards: what Temporal's server
+	// dashboards show) on this host:port at /metrics.
+	MetricsAddress string
 	// SQLiteConnections is the size of the connection pool to a database
 	// file (WAL allows concurrent readers beside the one writer); 0 means 1.
 	SQLiteConnections int
@@ -256,6 +263,10 @@ func serverConfig(opts Options) (*config.Config, error) {
 	conf.NamespaceDefaults.Archival.History.State = "disabled"
 	conf.NamespaceDefaults.Archival.Visibility.State = "disabled"
 	conf.PublicClient.HostPort = net.JoinHostPort("127.0.0.1", strconv.Itoa(opts.FrontendPort))
+	if opts.MetricsAddress != "" {
+		conf.Global.Metrics = &metrics.Config{Prometheus: &metrics.PrometheusConfig{
+			Framework: metrics.FrameworkOpentelemetry, ListenAddress: opts.MetricsAddress, HandlerPath: "/metrics"}}
+	}
 	return conf, nil
 }
 
@@ -285,7 +296,7 @@ func sqliteConfig(opts Options) (*config.SQL, error) {
 	}
 	var namespaces []*sqliteschema.NamespaceConfig
 	for _, ns := range opts.Namespaces {
-		nc, err := sqliteschema.NewNamespaceConfig("active", ns, false, nil)
+		nc, err := sqliteschema.NewNamespaceConfig("active", ns, false, searchattr.Definitions())
 		if err != nil {
 			return nil, fmt.Errorf("devserver namespace %s: %w", ns, err)
 		}

@@ -21,6 +21,7 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/artifactstate/artifactstate/internal/entityid"
+	"github.com/artifactstate/artifactstate/internal/searchattr"
 	"github.com/artifactstate/artifactstate/internal/temporalclient"
 	"github.com/artifactstate/artifactstate/workflows"
 )
@@ -35,6 +36,9 @@ type Options struct {
 	// ReadTimeout bounds one query, shared by the callers reading the same
 	// pair at once; 0 means DefaultReadTimeout.
 	ReadTimeout time.Duration
+	// SearchAttributes starts entities with their search attributes
+	// (internal/searchattr), which must be registered in the namespace.
+	SearchAttributes bool
 }
 
 // DefaultReadTimeout bounds a query when Options.ReadTimeout is not set.
@@ -104,13 +108,10 @@ func (c *Client) Recreate(ctx context.Context, key entityid.Key) error {
 	if err != nil {
 		return classifyRead(ctx, attempts, fmt.Errorf("recover the state of closed entity %s: %w", key, err))
 	}
-	_, err = c.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                       key.WorkflowID(),
-		TaskQueue:                c.opts.TaskQueue,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-	}, workflows.EntityWorkflowName, workflows.EntityInput{UserID: key.UserID, ArtifactID: key.ArtifactID,
-		State: last.State, Projection: last.Projection, Idempotency: last.Idempotency})
+	_, err = c.temporal.ExecuteWorkflow(ctx,
+		c.startOptions(key, enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL, enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE),
+		workflows.EntityWorkflowName, workflows.EntityInput{UserID: key.UserID, ArtifactID: key.ArtifactID,
+			State: last.State, Projection: last.Projection, Idempotency: last.Idempotency})
 	var running *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &running) {
 		return nil // a write re-created it first
@@ -141,12 +142,8 @@ func (c *Client) recreate(ctx context.Context, key entityid.Key, req workflows.C
 // same run with the first outcome.
 func (c *Client) updateWithStart(ctx context.Context, key entityid.Key, req workflows.CommandRequest,
 	in workflows.EntityInput, reuse enumspb.WorkflowIdReusePolicy) (workflows.CommandResult, error) {
-	start := c.temporal.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
-		ID:                       key.WorkflowID(),
-		TaskQueue:                c.opts.TaskQueue,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		WorkflowIDReusePolicy:    reuse,
-	}, workflows.EntityWorkflowName, in)
+	start := c.temporal.NewWithStartWorkflowOperation(c.startOptions(key, enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING, reuse),
+		workflows.EntityWorkflowName, in)
 	updateID := uuid.NewString()
 	if req.IdempotencyKey != "" {
 		updateID = "idempotency-key:" + string(req.Kind) + ":" + req.IdempotencyKey
@@ -165,6 +162,19 @@ func (c *Client) updateWithStart(ctx context.Context, key entityid.Key, req work
 		return res, err
 	}
 	return res, handle.Get(ctx, &res)
+}
+
+func (c *Client) startOptions(key entityid.Key, conflict enumspb.WorkflowIdConflictPolicy, reuse enumspb.WorkflowIdReusePolicy) client.StartWorkflowOptions {
+	opts := client.StartWorkflowOptions{
+		ID:                       key.WorkflowID(),
+		TaskQueue:                c.opts.TaskQueue,
+		WorkflowIDConflictPolicy: conflict,
+		WorkflowIDReusePolicy:    reuse,
+	}
+	if c.opts.SearchAttributes {
+		opts.TypedSearchAttributes = searchattr.ForPair(key)
+	}
+	return opts
 }
 
 // State returns the pair's state; a pair never written is the zero State.

@@ -13,6 +13,6 @@ import (
 var Module = fx.Module("entities",
 	fx.Provide(func(c client.Client, cfg config.Config, logger *slog.Logger) *Client {
 		return New(c, Options{Namespace: cfg.Temporal.Namespace, TaskQueue: cfg.Temporal.TaskQueue,
-			ReadTimeout: cfg.API.RequestTimeout}, logger)
+			ReadTimeout: cfg.API.RequestTimeout, SearchAttributes: cfg.Temporal.SearchAttributes}, logger)
 	}),
 )

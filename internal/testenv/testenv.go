@@ -196,5 +196,6 @@ func Eventually(t testing.TB, timeout time.Duration, cond func(context.Context) 
 
 // EntitiesOptions are the entities options the binary derives from cfg.
 func EntitiesOptions(cfg config.Config) entities.Options {
-	return entities.Options{Namespace: cfg.Temporal.Namespace, TaskQueue: cfg.Temporal.TaskQueue, ReadTimeout: cfg.API.RequestTimeout}
+	return entities.Options{Namespace: cfg.Temporal.Namespace, TaskQueue: cfg.Temporal.TaskQueue, ReadTimeout: cfg.API.RequestTimeout,
+		SearchAttributes: cfg.Temporal.SearchAttributes}
 }
