@@ -189,6 +189,7 @@ func (c *Cluster) Up(ctx context.Context) error {
 	migrated := newStep()
 	temporal := newStep()
 	namespace := newStep()
+	searchAttributes := newStep()
 	run := func(name string, s *step, deps []*step, fn func(context.Context) error) {
 		g.Go(func() error {
 			err := waitSteps(gctx, deps...)
@@ -210,10 +211,11 @@ func (c *Cluster) Up(ctx context.Context) error {
 	run("PostgreSQL", postgres, nil, c.startPostgres)
 	run("Temporal schema (Cassandra)", schema, []*step{binaries, ring}, c.temporalSchema)
 	run("Temporal visibility schema (PostgreSQL)", visibility, []*step{binaries, postgres}, c.visibilitySchema)
-	run("read-model schema (artifactstate migrate)", migrated, []*step{ring}, c.migrate)
+	run("read-model schema (artifactstate migrate)", migrated, []*step{ring}, c.migrateReadModel)
 	run("Temporal services", temporal, []*step{schema, visibility}, c.startTemporal)
 	run("namespace", namespace, []*step{temporal}, c.registerNamespace)
-	run("artifactstate workers, APIs and Web UI", newStep(), []*step{namespace, migrated}, c.startApps)
+	run("search attributes (artifactstate migrate)", searchAttributes, []*step{namespace}, c.migrateSearchAttributes)
+	run("artifactstate workers, APIs and Web UI", newStep(), []*step{searchAttributes, migrated}, c.startApps)
 	if err := g.Wait(); err != nil {
 		return err
 	}
@@ -760,9 +762,25 @@ func (c *Cluster) startApps(ctx context.Context) error {
 	return g.Wait()
 }
 
-// migrate runs `artifactstate migrate`: the read model's keyspace with the
-// ring's replication factor.
-func (c *Cluster) migrate(ctx context.Context) error {
+// migrateReadModel runs `artifactstate migrate` for the read model only:
+// its keyspace with the ring's replication factor. It needs only the ring,
+// so it runs while Temporal's schema is applied.
+func (c *Cluster) migrateReadModel(ctx context.Context) error {
+	return c.runMigrate(ctx, []string{"--cassandra-hosts", c.CassandraHosts()},
+		"ARTIFACTSTATE_TEMPORAL_SEARCH_ATTRIBUTES=false",
+		"ARTIFACTSTATE_CASSANDRA_REPLICATION_CLASS=SimpleStrategy",
+		"ARTIFACTSTATE_CASSANDRA_REPLICATION_FACTOR="+strconv.Itoa(c.dep.ReplicationFactor),
+		"ARTIFACTSTATE_CASSANDRA_TIMEOUT=30s") // schema changes wait for the whole ring
+}
+
+// migrateSearchAttributes runs `artifactstate migrate` for the rest: the
+// entities' search attributes in the namespace (compose runs migrate after
+// the namespace exists for this part).
+func (c *Cluster) migrateSearchAttributes(ctx context.Context) error {
+	return c.runMigrate(ctx, []string{"--temporal-address", c.FrontendAddress(), "--cassandra-hosts", ""})
+}
+
+func (c *Cluster) runMigrate(ctx context.Context, args []string, env ...string) error {
 	if _, err := os.Stat(c.opts.Artifactstate); err != nil {
 		return fmt.Errorf("the artifactstate binary: %w (run `make build`)", err)
 	}
@@ -775,11 +793,9 @@ func (c *Cluster) migrate(ctx context.Context) error {
 		return err
 	}
 	defer f.Close()
-	cmd := exec.CommandContext(ctx, c.opts.Artifactstate, "migrate", "--cassandra-hosts", c.CassandraHosts())
-	cmd.Env = append(os.Environ(), c.appEnv("worker",
-		"ARTIFACTSTATE_CASSANDRA_REPLICATION_CLASS=SimpleStrategy",
-		"ARTIFACTSTATE_CASSANDRA_REPLICATION_FACTOR="+strconv.Itoa(c.dep.ReplicationFactor),
-		"ARTIFACTSTATE_CASSANDRA_TIMEOUT=30s")...) // schema changes wait for the whole ring
+	cmd := exec.CommandContext(ctx, c.opts.Artifactstate, append([]string{"migrate"}, args...)...)
+	cmd.Env = append(os.Environ(), c.appEnv("worker", env...)...)
+	fmt.Fprintf(f, "\n=== %s: %s\n", time.Now().UTC().Format(time.RFC3339), strings.Join(cmd.Args, " "))
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("artifactstate migrate: %w; last lines of %s:\n%s", err, logPath, logTail(logPath, 20))
