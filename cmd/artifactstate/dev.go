@@ -13,6 +13,7 @@ import (
 	"github.com/artifactstate/artifactstate/internal/config"
 	"github.com/artifactstate/artifactstate/internal/devserver"
 	"github.com/artifactstate/artifactstate/internal/entities"
+	"github.com/artifactstate/artifactstate/internal/grpcapi"
 	"github.com/artifactstate/artifactstate/internal/readmodel"
 	"github.com/artifactstate/artifactstate/internal/reconcile"
 	"github.com/artifactstate/artifactstate/internal/temporalclient"
@@ -33,6 +34,7 @@ and the API. The temporal CLI works against the frontend (default 127.0.0.1:7233
 	s.logFlags(cmd.Flags())
 	s.cassandraFlags(cmd.Flags())
 	s.stringFlag(cmd.Flags(), "listen", "API listen address", func(c *config.Config, v string) { c.API.ListenAddress = v })
+	s.stringFlag(cmd.Flags(), "grpc-listen", "gRPC API listen address, e.g. :8083 (empty: no gRPC API)", func(c *config.Config, v string) { c.GRPC.ListenAddress = v })
 	s.stringFlag(cmd.Flags(), "data-dir", "directory of the SQLite database", func(c *config.Config, v string) { c.Dev.DataDir = v })
 	s.boolFlag(cmd.Flags(), "in-memory", "keep Temporal's data in memory only", func(c *config.Config, v bool) { c.Dev.InMemory = v })
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -63,7 +65,7 @@ and the API. The temporal CLI works against the frontend (default 127.0.0.1:7233
 		}
 		return runApp(cfg, logger,
 			devserver.Module(opts), readmodel.MigrateModule, temporalclient.Module, readmodel.Module,
-			entities.Module, worker.Module, reconcile.Module, server.Module)
+			entities.Module, worker.Module, reconcile.Module, server.Module, grpcapi.Module)
 	}
 	return cmd
 }

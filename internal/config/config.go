@@ -29,6 +29,7 @@ type Config struct {
 	Log       Log       `yaml:"log" envPrefix:"LOG_"`
 	Temporal  Temporal  `yaml:"temporal" envPrefix:"TEMPORAL_"`
 	API       API       `yaml:"api" envPrefix:"API_"`
+	GRPC      GRPC      `yaml:"grpc" envPrefix:"GRPC_"`
 	Worker    Worker    `yaml:"worker" envPrefix:"WORKER_"`
 	Cassandra Cassandra `yaml:"cassandra" envPrefix:"CASSANDRA_"`
 	Metrics   Metrics   `yaml:"metrics" envPrefix:"METRICS_"`
@@ -103,6 +104,25 @@ type API struct {
 	RetryAfter time.Duration `yaml:"retryAfter" env:"RETRY_AFTER"`
 	// ShutdownTimeout bounds the wait for in-flight requests on shutdown.
 	ShutdownTimeout time.Duration `yaml:"shutdownTimeout" env:"SHUTDOWN_TIMEOUT"`
+}
+
+// GRPC configures the gRPC API of the api and dev roles (internal/grpcapi).
+// Its calls share api.requestTimeout, api.retryAfter and api.shutdownTimeout
+// with the HTTP API.
+type GRPC struct {
+	// ListenAddress of the gRPC API; empty: no gRPC API.
+	ListenAddress string    `yaml:"listenAddress" env:"LISTEN_ADDRESS"`
+	TLS           ServerTLS `yaml:"tls" envPrefix:"TLS_"`
+}
+
+// ServerTLS makes a server speak TLS with CertFile and KeyFile (PEM, read at
+// start-up); ClientCAFile also requires every client to present a
+// certificate signed by one of its CAs (mTLS).
+type ServerTLS struct {
+	Enabled      bool   `yaml:"enabled" env:"ENABLED"`
+	CertFile     string `yaml:"certFile" env:"CERT_FILE"`
+	KeyFile      string `yaml:"keyFile" env:"KEY_FILE"`
+	ClientCAFile string `yaml:"clientCAFile" env:"CLIENT_CA_FILE"`
 }
 
 // Worker configures the Temporal worker that runs the entities.
@@ -228,6 +248,7 @@ func Default() Config {
 			RetryAfter:      time.Second,
 			ShutdownTimeout: 15 * time.Second,
 		},
+		GRPC: GRPC{ListenAddress: ":8083"},
 		Worker: Worker{
 			MaxHistoryEvents:             2000,
 			StickyCacheSize:              10000,
@@ -368,6 +389,7 @@ func (c Config) Validate() error {
 	if err := checkHostPort(c.API.ListenAddress, true); err != nil {
 		bad("api.listenAddress", "%v", err)
 	}
+	errs = append(errs, c.GRPC.validate(c.API.ListenAddress)...)
 	positive := func(key string, d time.Duration) {
 		if d <= 0 {
 			bad(key, "must be a positive duration such as 5s, got %v", d)
@@ -438,6 +460,35 @@ func (c Config) Validate() error {
 		lines[i] = "  - " + err.Error()
 	}
 	return fmt.Errorf("invalid configuration:\n%s", strings.Join(lines, "\n"))
+}
+
+func (g GRPC) validate(apiListenAddress string) []error {
+	var errs []error
+	if g.ListenAddress != "" {
+		if err := checkHostPort(g.ListenAddress, true); err != nil {
+			errs = append(errs, fmt.Errorf("grpc.listenAddress: %v (or empty: no gRPC API)", err))
+		} else if g.ListenAddress == apiListenAddress {
+			errs = append(errs, fmt.Errorf("grpc.listenAddress: %q is api.listenAddress too; the gRPC API needs a port of its own", g.ListenAddress))
+		}
+	}
+	t := g.TLS
+	if t.Enabled && (t.CertFile == "" || t.KeyFile == "") {
+		errs = append(errs, errors.New("grpc.tls: enabled needs certFile and keyFile"))
+	}
+	for _, f := range []struct{ key, path string }{
+		{"grpc.tls.certFile", t.CertFile}, {"grpc.tls.keyFile", t.KeyFile}, {"grpc.tls.clientCAFile", t.ClientCAFile},
+	} {
+		if f.path == "" {
+			continue
+		}
+		if !t.Enabled {
+			errs = append(errs, fmt.Errorf("%s: is set but grpc.tls.enabled is false", f.key))
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %v", f.key, err))
+		}
+	}
+	return errs
 }
 
 var keyspaceName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,47}$`)

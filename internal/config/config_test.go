@@ -121,3 +121,33 @@ func TestCassandraSettingsThatCannotWork(t *testing.T) {
 		require.Contains(t, err.Error(), want)
 	}
 }
+
+// The gRPC listener and its TLS files are checked like the others; an
+// empty address turns the gRPC API off.
+func TestGRPCSettings(t *testing.T) {
+	t.Parallel()
+	cfg := Default()
+	require.Equal(t, ":8083", cfg.GRPC.ListenAddress)
+	cfg.GRPC.ListenAddress = ""
+	require.NoError(t, cfg.Validate(), "empty: no gRPC API")
+
+	cfg.GRPC.ListenAddress = cfg.API.ListenAddress
+	cfg.GRPC.TLS.Enabled = true
+	cfg.GRPC.TLS.ClientCAFile = "/no/such/ca.pem"
+	err := cfg.Validate()
+	require.Error(t, err)
+	for _, want := range []string{
+		"grpc.listenAddress: \":8082\" is api.listenAddress too",
+		"grpc.tls: enabled needs certFile and keyFile",
+		"grpc.tls.clientCAFile: stat /no/such/ca.pem: no such file or directory",
+	} {
+		require.Contains(t, err.Error(), want)
+	}
+	cfg = Default()
+	cfg.GRPC.ListenAddress = "nope"
+	cfg.GRPC.TLS.CertFile = "/no/such/cert.pem"
+	err = cfg.Validate()
+	require.Error(t, err)
+	require.Contains(t, err.Error(), `grpc.listenAddress: must be host:port, got "nope"`)
+	require.Contains(t, err.Error(), "grpc.tls.certFile: is set but grpc.tls.enabled is false")
+}
