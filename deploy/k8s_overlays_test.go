@@ -200,9 +200,26 @@ func checkOverlay(t *testing.T, ov overlay, objs []k8sObject, known map[string]b
 	if !selects(svc.Spec.Selector, api.labels) || selects(svc.Spec.Selector, rolePods["worker"].labels) {
 		t.Errorf("Service %s selector %v must select the api pods only", svc.Name, svc.Spec.Selector)
 	}
+	// Its http port targets the REST API, its grpc port the gRPC API.
+	listens := map[string]string{"http": roleCfg["api"].API.ListenAddress, "grpc": roleCfg["api"].GRPC.ListenAddress}
+	if listens["grpc"] == "" {
+		t.Error("api: no ARTIFACTSTATE_GRPC_LISTEN_ADDRESS: the gRPC API would be off")
+	}
+	exposed := map[string]bool{}
 	for _, sp := range svc.Spec.Ports {
-		if n := resolvePort(t, api.spec.Containers[0], sp.TargetPort); n != listenPort(t, "api", roleCfg["api"].API.ListenAddress) {
-			t.Errorf("Service port %s targets container port %d, the api listens on %s", sp.Name, n, roleCfg["api"].API.ListenAddress)
+		addr, ok := listens[sp.Name]
+		if !ok || addr == "" {
+			t.Errorf("Service port %q is neither http nor grpc", sp.Name)
+			continue
+		}
+		exposed[sp.Name] = true
+		if n := resolvePort(t, api.spec.Containers[0], sp.TargetPort); n != listenPort(t, "api", addr) {
+			t.Errorf("Service port %s targets container port %d, the api listens on %s", sp.Name, n, addr)
+		}
+	}
+	for name := range listens {
+		if !exposed[name] {
+			t.Errorf("Service %s exposes no %s port", svc.Name, name)
 		}
 	}
 
@@ -374,6 +391,11 @@ func checkNetworkPolicies(t *testing.T, objs []k8sObject, apiLabels, workerLabel
 	apiPort := listenPort(t, "api", cfg.API.ListenAddress)
 	if !allowsIngress(apiLabels, apiPort, "") {
 		t.Errorf("no NetworkPolicy lets clients reach the api on %d", apiPort)
+	}
+	if cfg.GRPC.ListenAddress != "" {
+		if grpcPort := listenPort(t, "api", cfg.GRPC.ListenAddress); !allowsIngress(apiLabels, grpcPort, "") {
+			t.Errorf("no NetworkPolicy lets clients reach the api's gRPC port %d", grpcPort)
+		}
 	}
 	metricsPort := listenPort(t, "worker", cfg.Metrics.ListenAddress)
 	if !allowsIngress(workerLabels, metricsPort, "monitoring") {

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/proto"
@@ -57,6 +58,7 @@ type testServer struct {
 	client  pb.ArtifactStateServiceClient
 	conn    *grpc.ClientConn
 	metrics *metrics.Metrics
+	server  *Server
 }
 
 // start serves the API over an in-memory connection.
@@ -80,7 +82,7 @@ func start(t *testing.T, e Entities, tune func(*Deps)) testServer {
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return ln.DialContext(ctx) }))
 	require.NoError(t, err)
 	t.Cleanup(func() { conn.Close() })
-	return testServer{client: pb.NewArtifactStateServiceClient(conn), conn: conn, metrics: m}
+	return testServer{client: pb.NewArtifactStateServiceClient(conn), conn: conn, metrics: m, server: srv}
 }
 
 func ctxT(t *testing.T) context.Context {
@@ -397,7 +399,7 @@ func TestBatchGetPerItemErrors(t *testing.T) {
 }
 
 // session sends reqs on one stream and returns the answers as they come.
-func session(t *testing.T, c pb.ArtifactStateServiceClient, reqs []*pb.SessionRequest) (pb.ArtifactStateService_SessionClient, <-chan *pb.SessionResponse) {
+func openSession(t *testing.T, c pb.ArtifactStateServiceClient, reqs []*pb.SessionRequest) (pb.ArtifactStateService_SessionClient, <-chan *pb.SessionResponse) {
 	t.Helper()
 	stream, err := c.Session(ctxT(t))
 	require.NoError(t, err)
@@ -458,7 +460,7 @@ func TestSessionAnswersInOrder(t *testing.T) {
 		return nil
 	}}
 	c := start(t, h, nil).client
-	stream, answers := session(t, c, []*pb.SessionRequest{
+	stream, answers := openSession(t, c, []*pb.SessionRequest{
 		getReq("a", "slow", 1), getReq("b", "fast", 2), getReq("c", "fast", 3),
 		{CorrelationId: "d"}, // neither request: an error answer, the stream goes on
 	})
@@ -481,7 +483,7 @@ func TestSessionAnswers(t *testing.T) {
 	t.Parallel()
 	c := start(t, entitiestest.New(), nil).client
 	zero := uint64(0)
-	stream, answers := session(t, c, []*pb.SessionRequest{
+	stream, answers := openSession(t, c, []*pb.SessionRequest{
 		applyReq("add", "Mike", 1, pb.CommandKind_COMMAND_KIND_SET_ARTIFACT_ADDED_TO_USER_FEED),
 		getReq("get", "Mike", 1),
 		{CorrelationId: "stale", Request: &pb.SessionRequest_ApplyCommand{ApplyCommand: &pb.ApplyCommandRequest{
@@ -530,7 +532,7 @@ func TestSessionKeepsThePairsOrder(t *testing.T) {
 		}
 	}
 	c := start(t, h, nil).client
-	stream, answers := session(t, c, []*pb.SessionRequest{
+	stream, answers := openSession(t, c, []*pb.SessionRequest{
 		applyReq("1", "Mike", 1, pb.CommandKind_COMMAND_KIND_SET_ARTIFACT_ADDED_TO_USER_FEED),
 		applyReq("2", "Mike", 1, pb.CommandKind_COMMAND_KIND_SET_ARTIFACT_REMOVED_FROM_USER_FEED),
 		applyReq("3", "Ann", 1, pb.CommandKind_COMMAND_KIND_SET_ARTIFACT_READ_BY_USER),
@@ -579,7 +581,7 @@ func TestSessionConcurrencyIsBounded(t *testing.T) {
 	for i := range reqs {
 		reqs[i] = getReq(fmt.Sprint(i), fmt.Sprintf("user-%d", i), int64(i))
 	}
-	stream, answers := session(t, c, reqs)
+	stream, answers := openSession(t, c, reqs)
 	waitFor(t, "SessionConcurrency reads running", func() bool { return running.Load() == SessionConcurrency })
 	close(release)
 	require.NoError(t, stream.CloseSend())
@@ -613,7 +615,7 @@ func TestAuthorizerIsAskedForEveryPair(t *testing.T) {
 	requireStatus(t, err, codes.PermissionDenied, ReasonPermissionDenied)
 	_, err = c.ListRead(ctx, &pb.ListReadRequest{UserId: "Ann"})
 	requireStatus(t, err, codes.PermissionDenied, ReasonPermissionDenied)
-	stream, answers := session(t, c, []*pb.SessionRequest{getReq("ann", "Ann", 1), getReq("mike", "Mike", 1)})
+	stream, answers := openSession(t, c, []*pb.SessionRequest{getReq("ann", "Ann", 1), getReq("mike", "Mike", 1)})
 	require.NoError(t, stream.CloseSend())
 	first, second := <-answers, <-answers
 	require.Equal(t, int32(codes.PermissionDenied), first.GetError().GetCode())
@@ -647,4 +649,55 @@ func TestMetricsCountCallsByMethodAndCode(t *testing.T) {
 	}
 	require.Equal(t, 1.0, counts["OK"], "%v", counts)
 	require.Equal(t, 1.0, counts["InvalidArgument"], "%v", counts)
+}
+
+// Stopping does not wait for long-lived streams: a health watch ends at
+// once, and a session answers the request it started, then ends with
+// Unavailable.
+func TestStopEndsStreamsPromptly(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	started := make(chan struct{})
+	h := &hookedEntities{Entities: entitiestest.New(), onState: func(ctx context.Context, k entityid.Key) error {
+		if k.UserID == "slow" {
+			close(started)
+			<-release
+		}
+		return nil
+	}}
+	s := start(t, h, nil)
+	ctx := ctxT(t)
+	watch, err := healthpb.NewHealthClient(s.conn).Watch(ctx, &healthpb.HealthCheckRequest{Service: ServiceName})
+	require.NoError(t, err)
+	first, err := watch.Recv()
+	require.NoError(t, err)
+	require.NotNil(t, first)
+	stream, answers := openSession(t, s.client, []*pb.SessionRequest{getReq("held", "slow", 1)})
+	<-started
+
+	stopped := make(chan time.Duration, 1)
+	go func() {
+		began := time.Now()
+		stopCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		s.server.Stop(stopCtx)
+		stopped <- time.Since(began)
+	}()
+	for {
+		r, err := watch.Recv()
+		if err != nil {
+			require.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
+			break
+		}
+		require.Equal(t, healthpb.HealthCheckResponse_NOT_SERVING, r.GetStatus())
+	}
+	close(release)
+	held := <-answers
+	require.Equal(t, "held", held.GetCorrelationId())
+	require.NotNil(t, held.GetGetPair(), "the started request is answered")
+	_, open := <-answers
+	require.False(t, open)
+	_, err = stream.Recv()
+	require.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
+	require.Less(t, <-stopped, 30*time.Second, "Stop did not wait for its deadline")
 }

@@ -6,8 +6,10 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 )
 
 // readiness sets the serving status of the health service ("" and
@@ -79,3 +81,38 @@ func (r *readiness) set(s healthpb.HealthCheckResponse_ServingStatus) {
 	r.health.SetServingStatus("", s)
 	r.health.SetServingStatus(ServiceName, s)
 }
+
+// stoppingHealth is the health service whose Watch streams end when the
+// server stops (after the NOT_SERVING update), so that a graceful stop does
+// not wait for clients that watch the health status.
+type stoppingHealth struct {
+	*health.Server
+	stopping <-chan struct{}
+}
+
+func (h *stoppingHealth) Watch(req *healthpb.HealthCheckRequest, stream healthpb.Health_WatchServer) error {
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	go func() {
+		select {
+		case <-h.stopping:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err := h.Server.Watch(req, watchStream{Health_WatchServer: stream, ctx: ctx})
+	select {
+	case <-h.stopping:
+		return status.Error(codes.Unavailable, "the server is stopping")
+	default:
+		return err
+	}
+}
+
+// watchStream is a Watch stream with the context stoppingHealth cancels.
+type watchStream struct {
+	healthpb.Health_WatchServer
+	ctx context.Context
+}
+
+func (w watchStream) Context() context.Context { return w.ctx }

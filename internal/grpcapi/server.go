@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
@@ -93,6 +94,8 @@ type Deps struct {
 type Server struct {
 	grpc      *grpc.Server
 	health    *health.Server
+	service   *service
+	stopOnce  sync.Once
 	readiness *readiness
 	logger    *slog.Logger
 }
@@ -103,7 +106,8 @@ func New(o Options, d Deps) (*Server, error) {
 		o.HealthInterval = 5 * time.Second
 	}
 	logger := d.Logger.With("component", "grpc")
-	svc := &service{opts: o, pairs: pairs.New(d.Entities, d.ReadModel), authorize: d.Authorize, logger: logger}
+	svc := &service{opts: o, pairs: pairs.New(d.Entities, d.ReadModel), authorize: d.Authorize, logger: logger,
+		stopping: make(chan struct{})}
 
 	var unary []grpc.UnaryServerInterceptor
 	var stream []grpc.StreamServerInterceptor
@@ -137,12 +141,12 @@ func New(o Options, d Deps) (*Server, error) {
 	g := grpc.NewServer(opts...)
 	pb.RegisterArtifactStateServiceServer(g, svc)
 	h := health.NewServer()
-	healthpb.RegisterHealthServer(g, h)
+	healthpb.RegisterHealthServer(g, &stoppingHealth{Server: h, stopping: svc.stopping})
 	reflection.Register(g)
 	if serverMetrics != nil {
 		serverMetrics.InitializeMetrics(g)
 	}
-	return &Server{grpc: g, health: h, logger: logger,
+	return &Server{grpc: g, health: h, service: svc, logger: logger,
 		readiness: newReadiness(h, d.Entities.Ready, o.HealthInterval, logger)}, nil
 }
 
@@ -158,11 +162,14 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 // Stop reports NOT_SERVING, stops accepting calls and waits for those in
-// flight (Session streams included) until ctx is done, then closes every
-// connection.
+// flight until ctx is done, then closes every connection. Long-lived
+// streams end at once: health watches, and sessions once they have
+// answered every request they started (with Unavailable: resend the rest
+// elsewhere).
 func (s *Server) Stop(ctx context.Context) {
 	s.readiness.stop()
 	s.health.Shutdown()
+	s.stopOnce.Do(func() { close(s.service.stopping) })
 	done := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()

@@ -24,6 +24,8 @@ type service struct {
 	pairs     *pairs.Service
 	authorize Authorizer
 	logger    *slog.Logger
+	// stopping is closed when the server starts to stop (Server.Stop).
+	stopping chan struct{}
 }
 
 // answer returns resp, or err as the status classify maps it to.

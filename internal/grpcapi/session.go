@@ -6,95 +6,154 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"sync"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	pb "github.com/artifactstate/artifactstate/gen/artifactstate/v1"
 	"github.com/artifactstate/artifactstate/internal/entityid"
 )
 
-// SessionConcurrency is how many requests of one Session stream the server
-// works on at once. A stream that has this many requests unanswered is not
-// read further until the oldest is answered (gRPC flow control then holds
-// the client back).
+// SessionConcurrency is how many requests of one Session stream may be
+// unanswered at once (running, or done and waiting for an earlier one's
+// answer). A stream with that many is not read further until the oldest is
+// answered; gRPC flow control then holds the client back.
 const SessionConcurrency = 16
 
+// errStopping ends the Session streams of a stopping server.
+var errStopping = status.Error(codes.Unavailable,
+	"the server is stopping: every request read was answered; requests without an answer were not applied, send them on a new stream")
+
 // Session answers each request of the stream in order. Requests run
-// concurrently (SessionConcurrency at most) except those on the same pair,
-// which run one after the other in stream order.
+// concurrently except those on the same pair, which run one after the other
+// in stream order. When the server stops, the session answers every
+// request it has started and ends with Unavailable.
 func (s *service) Session(stream pb.ArtifactStateService_SessionServer) error {
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
-	// answers holds, in request order, where each request's answer will
-	// be; its capacity and slots bound the requests in flight.
-	answers := make(chan chan *pb.SessionResponse, SessionConcurrency)
+	sess := &session{service: s, stream: stream,
+		slots:   make(chan struct{}, SessionConcurrency),
+		answers: make(chan chan *pb.SessionResponse, SessionConcurrency),
+		last:    map[entityid.Key]chan struct{}{}}
 	readErr := make(chan error, 1)
 	go func() {
-		readErr <- s.readSession(ctx, stream, answers)
-		close(answers)
+		readErr <- sess.read(ctx)
+		close(sess.answers)
 	}()
-	for answer := range answers {
-		var resp *pb.SessionResponse
+	for {
 		select {
-		case resp = <-answer:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		if err := stream.Send(resp); err != nil {
-			return err
+		case answer, open := <-sess.answers:
+			if !open {
+				return <-readErr
+			}
+			if err := sess.send(ctx, answer); err != nil {
+				return err
+			}
+		case <-s.stopping:
+			sess.mu.Lock()
+			sess.stopped = true // the reader starts no more requests
+			sess.mu.Unlock()
+			for {
+				select {
+				case answer, open := <-sess.answers:
+					if !open {
+						return errStopping
+					}
+					if err := sess.send(ctx, answer); err != nil {
+						return err
+					}
+				default: // no request left unanswered
+					return errStopping
+				}
+			}
 		}
 	}
-	return <-readErr
 }
 
-// readSession reads requests until the client closes its side, starting
-// each one's work and queueing where its answer will be.
-func (s *service) readSession(ctx context.Context, stream pb.ArtifactStateService_SessionServer, answers chan<- chan *pb.SessionResponse) error {
-	slots := make(chan struct{}, SessionConcurrency)
-	// last is, per pair, the done channel of its latest request.
-	last := map[entityid.Key]chan struct{}{}
+// session is one Session stream.
+type session struct {
+	*service
+	stream pb.ArtifactStateService_SessionServer
+	// slots holds one token per unanswered request; answers holds, in
+	// request order, where each one's answer will be (a token held means
+	// room in answers).
+	slots   chan struct{}
+	answers chan chan *pb.SessionResponse
+	// last is, per pair, the done channel of its latest request (the
+	// reader's own).
+	last map[entityid.Key]chan struct{}
+
+	mu      sync.Mutex
+	stopped bool
+}
+
+// send sends the answer of the oldest request and frees its slot.
+func (sess *session) send(ctx context.Context, answer chan *pb.SessionResponse) error {
+	select {
+	case resp := <-answer:
+		<-sess.slots
+		return sess.stream.Send(resp)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// read reads requests until the client closes its side, starting each
+// one's work and queueing where its answer will be.
+func (sess *session) read(ctx context.Context) error {
 	for {
-		req, err := stream.Recv()
+		req, err := sess.stream.Recv()
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		answer := make(chan *pb.SessionResponse, 1)
 		select {
-		case slots <- struct{}{}:
+		case sess.slots <- struct{}{}:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		select {
-		case answers <- answer:
-		case <-ctx.Done():
-			return ctx.Err()
+		if !sess.start(ctx, req) {
+			<-sess.slots
+			return errStopping
 		}
-		k, keyed := sessionKey(req)
-		var prev, done chan struct{}
-		if keyed {
-			prev, done = last[k], make(chan struct{})
-			last[k] = done
-			if len(last) > 4*SessionConcurrency {
-				forgetFinished(last)
-			}
-		}
-		go func() {
-			defer func() { <-slots }()
-			if done != nil {
-				defer close(done)
-			}
-			if prev != nil {
-				select {
-				case <-prev:
-				case <-ctx.Done():
-				}
-			}
-			answer <- s.sessionAnswer(ctx, req)
-		}()
 	}
+}
+
+// start queues req's answer and starts its work, unless the server is
+// stopping.
+func (sess *session) start(ctx context.Context, req *pb.SessionRequest) bool {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	if sess.stopped {
+		return false
+	}
+	answer := make(chan *pb.SessionResponse, 1)
+	sess.answers <- answer // never blocks: this request holds a slot
+	k, keyed := sessionKey(req)
+	var prev, done chan struct{}
+	if keyed {
+		prev, done = sess.last[k], make(chan struct{})
+		sess.last[k] = done
+		if len(sess.last) > 4*SessionConcurrency {
+			forgetFinished(sess.last)
+		}
+	}
+	go func() {
+		if done != nil {
+			defer close(done)
+		}
+		if prev != nil {
+			select {
+			case <-prev:
+			case <-ctx.Done():
+			}
+		}
+		answer <- sess.answer(ctx, req)
+	}()
+	return true
 }
 
 // forgetFinished drops the pairs whose latest request has finished.
@@ -123,8 +182,8 @@ func sessionKey(req *pb.SessionRequest) (entityid.Key, bool) {
 	return k, err == nil
 }
 
-// sessionAnswer runs one request of a session.
-func (s *service) sessionAnswer(ctx context.Context, req *pb.SessionRequest) (resp *pb.SessionResponse) {
+// answer runs one request of a session.
+func (s *service) answer(ctx context.Context, req *pb.SessionRequest) (resp *pb.SessionResponse) {
 	resp = &pb.SessionResponse{CorrelationId: req.GetCorrelationId()}
 	defer func() {
 		if p := recover(); p != nil {
