@@ -21,19 +21,21 @@ run: build
 test:
 	scripts/test
 
-# Linters (pinned in tools/go.mod): vet, staticcheck, and the SDK's
-# determinism checker on the workflow code.
+# Linters (pinned in tools/go.mod): vet, staticcheck, the SDK's determinism
+# checker on the workflow code, and govulncheck on the binary.
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	go mod tidy -diff
 	go vet ./...
 	go tool -modfile=tools/go.mod staticcheck ./...
 	go tool -modfile=tools/go.mod workflowcheck ./workflows/...
+	scripts/govulncheck
 
 # Regenerate the replay corpus for the current workflow code (see
 # docs/workflow-versioning.md); files of earlier versions are kept.
 record-histories: build
 	$(BIN) record-histories --out replaytests/testdata
+	$(BIN) record-histories --out replaytests/testdata/encrypted --encryption-keys-file replaytests/testdata/encrypted/keys.yaml
 
 # Replay the corpus with the binary (the tests do the same).
 replay-corpus: build

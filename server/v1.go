@@ -72,6 +72,9 @@ func (s *Server) pair(c *gin.Context) {
 		s.render(c, apiErr)
 		return
 	}
+	if !s.allowed(c, key.UserID) {
+		return
+	}
 	c.Set(keyParam, key)
 	ctx, cancel := s.timeout(c)
 	defer cancel()
@@ -112,6 +115,9 @@ func (s *Server) list(pick func(ReadModel) listFunc) gin.HandlerFunc {
 		userID := c.Param("userId")
 		if err := entityid.ValidateUserID(userID); err != nil {
 			s.render(c, fieldError(err))
+			return
+		}
+		if !s.allowed(c, userID) {
 			return
 		}
 		pageSize := DefaultPageSize

@@ -9,7 +9,12 @@ package auth
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
+
+	"go.uber.org/fx"
+
+	"github.com/artifactstate/artifactstate/internal/config"
 )
 
 // Scopes with a meaning to the service. A service caller (another backend)
@@ -108,3 +113,24 @@ func FromContext(ctx context.Context) (Principal, bool) {
 	p, ok := ctx.Value(principalKey{}).(Principal)
 	return p, ok
 }
+
+// Module provides the *Authenticator of auth, or nil when auth.enabled is
+// false; the JWKS refresher stops with the app.
+var Module = fx.Module("auth",
+	fx.Provide(func(lc fx.Lifecycle, cfg config.Config, logger *slog.Logger) (*Authenticator, error) {
+		if !cfg.Auth.Enabled {
+			logger.Warn("Authentication is off (auth.enabled: false): anyone who reaches the API may use every user's pairs")
+			return nil, nil
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		lc.Append(fx.StopHook(cancel))
+		a, err := New(ctx, cfg.Auth, Options{Logger: logger})
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		logger.Info("Authentication on", "jwksURL", cfg.Auth.JWKSURL, "jwksFile", cfg.Auth.JWKSFile,
+			"apiKeysFile", cfg.Auth.APIKeysFile, "serviceScopes", cfg.Auth.ServiceScopes)
+		return a, nil
+	}),
+)

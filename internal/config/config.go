@@ -127,6 +127,11 @@ type Tracing struct {
 	OTLPEndpoint string `yaml:"otlpEndpoint" env:"OTLP_ENDPOINT"`
 	// Insecure sends spans without TLS.
 	Insecure bool `yaml:"insecure" env:"INSECURE"`
+	// CAFile verifies the collector (system roots when empty); CertFile and
+	// KeyFile are a client certificate (mTLS).
+	CAFile   string `yaml:"caFile" env:"CA_FILE"`
+	CertFile string `yaml:"certFile" env:"CERT_FILE"`
+	KeyFile  string `yaml:"keyFile" env:"KEY_FILE"`
 	// SampleRatio is the share of new traces recorded, 0 to 1.
 	SampleRatio float64 `yaml:"sampleRatio" env:"SAMPLE_RATIO"`
 	// ServiceName names this service in traces.
@@ -502,6 +507,9 @@ func (c Config) Validate() error {
 		{"auth.jwksFile", c.Auth.JWKSFile},
 		{"auth.apiKeysFile", c.Auth.APIKeysFile},
 		{"privacy.hashKeyFile", c.Privacy.HashKeyFile},
+		{"tracing.caFile", c.Tracing.CAFile},
+		{"tracing.certFile", c.Tracing.CertFile},
+		{"tracing.keyFile", c.Tracing.KeyFile},
 	} {
 		if f.path == "" {
 			continue
@@ -589,6 +597,12 @@ func (c Config) Validate() error {
 		if err := checkHostPort(c.Tracing.OTLPEndpoint, false); err != nil {
 			bad("tracing.otlpEndpoint", "%v", err)
 		}
+	}
+	if (c.Tracing.CertFile == "") != (c.Tracing.KeyFile == "") {
+		bad("tracing", "certFile and keyFile go together")
+	}
+	if c.Tracing.Insecure && (c.Tracing.CAFile != "" || c.Tracing.CertFile != "") {
+		bad("tracing.insecure", "contradicts tracing.caFile/certFile")
 	}
 	if c.Tracing.SampleRatio < 0 || c.Tracing.SampleRatio > 1 {
 		bad("tracing.sampleRatio", "must be between 0 and 1, got %v", c.Tracing.SampleRatio)
@@ -742,3 +756,20 @@ func (c Config) Redacted() Config {
 	}
 	return c
 }
+
+// Loopback binds addr to 127.0.0.1 when it names every interface (":8082",
+// "0.0.0.0:8082", "[::]:8082"); a specific address is kept.
+func Loopback(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr // Validate reports it
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		return net.JoinHostPort("127.0.0.1", port)
+	}
+	return addr
+}
+
+// Dialable is the address a client on this machine dials to reach a
+// listener on addr.
+func Dialable(addr string) string { return Loopback(addr) }

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/artifactstate/artifactstate/internal/entityid"
+	"github.com/artifactstate/artifactstate/internal/limits"
 	"github.com/artifactstate/artifactstate/internal/temporalclient"
 	"github.com/artifactstate/artifactstate/workflows"
 )
@@ -36,11 +37,37 @@ type Client struct {
 	temporal  client.Client
 	taskQueue string
 	logger    *slog.Logger
+	// dc decodes payloads read from histories: the client's converter.
+	dc converter.DataConverter
+	// inFlight bounds the concurrent operations (nil: unbounded).
+	inFlight *limits.Gate
 }
 
 // New returns a Client that starts entities on taskQueue.
 func New(temporal client.Client, taskQueue string, logger *slog.Logger) *Client {
-	return &Client{temporal: temporal, taskQueue: taskQueue, logger: logger}
+	return &Client{temporal: temporal, taskQueue: taskQueue, logger: logger, dc: converter.GetDefaultDataConverter()}
+}
+
+// WithDataConverter sets the converter the Temporal client uses (payload
+// encryption), for decoding histories.
+func (c *Client) WithDataConverter(dc converter.DataConverter) *Client {
+	c.dc = dc
+	return c
+}
+
+// WithMaxInFlight bounds the concurrent operations to n (0: no bound);
+// past it an operation fails at once with ErrUnavailable.
+func (c *Client) WithMaxInFlight(n int) *Client {
+	c.inFlight = limits.NewGate(n)
+	return c
+}
+
+func (c *Client) enter() (func(), error) {
+	release, err := c.inFlight.Enter()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v (api.maxInFlightTemporalCalls)", ErrUnavailable, err)
+	}
+	return release, nil
 }
 
 // Apply durably records the command in the pair's entity, starting the entity
@@ -49,8 +76,13 @@ func (c *Client) Apply(ctx context.Context, key entityid.Key, kind workflows.Com
 	if !kind.Valid() {
 		return fmt.Errorf("unknown command kind %q", kind)
 	}
+	release, err := c.enter()
+	if err != nil {
+		return err
+	}
+	defer release()
 	ctx, attempts := temporalclient.WithAttempts(ctx)
-	err := c.signalWithStart(ctx, key, kind, workflows.State{}, enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE)
+	err = c.signalWithStart(ctx, key, kind, workflows.State{}, enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE)
 	var closed *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &closed) {
 		// The entity ran before and was closed (terminated by an operator):
@@ -110,8 +142,13 @@ func (c *Client) Ready(ctx context.Context) error {
 // processed cannot be queried (the worker refuses to replay it); its state is
 // then folded from its history, as the re-creation does.
 func read[T any](ctx context.Context, c *Client, key entityid.Key, queryName string, pick func(workflows.State) T) (T, error) {
-	ctx, attempts := temporalclient.WithAttempts(ctx)
 	var out T
+	release, err := c.enter()
+	if err != nil {
+		return out, err
+	}
+	defer release()
+	ctx, attempts := temporalclient.WithAttempts(ctx)
 	v, err := c.temporal.QueryWorkflow(ctx, key.WorkflowID(), "", queryName)
 	if err == nil {
 		if err := v.Get(&out); err != nil {
@@ -173,7 +210,7 @@ func (c *Client) lastRunState(ctx context.Context, key entityid.Key) (workflows.
 	}) || !slices.ContainsFunc(events, func(ev *historypb.HistoryEvent) bool {
 		return ev.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
 	})
-	dc := converter.GetDefaultDataConverter()
+	dc := c.dc
 	var s workflows.State
 	started := false
 	for _, ev := range events {
