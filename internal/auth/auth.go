@@ -119,7 +119,8 @@ func FromContext(ctx context.Context) (Principal, bool) {
 var Module = fx.Module("auth",
 	fx.Provide(func(lc fx.Lifecycle, cfg config.Config, logger *slog.Logger) (*Authenticator, error) {
 		if !cfg.Auth.Enabled {
-			logger.Warn("Authentication is off (auth.enabled: false): anyone who reaches the API may use every user's pairs")
+			logger.Warn("Authentication is off (auth.enabled: false): whoever reaches the API may use every user's pairs, " +
+				"and whoever reaches the admin listener may decrypt payloads")
 			return nil, nil
 		}
 		ctx, cancel := context.WithCancel(context.Background())

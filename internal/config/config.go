@@ -592,6 +592,8 @@ func (c Config) Validate() error {
 	errs = append(errs, c.Cassandra.validate()...)
 	if err := checkHostPort(c.Admin.ListenAddress, true); err != nil {
 		bad("admin.listenAddress", "%v", err)
+	} else if _, adminPort, _ := net.SplitHostPort(c.Admin.ListenAddress); adminPort != "0" && strings.HasSuffix(c.API.ListenAddress, ":"+adminPort) {
+		bad("admin.listenAddress", "must be another port than api.listenAddress (the admin endpoints stay off the public port)")
 	}
 	if c.Tracing.OTLPEndpoint != "" {
 		if err := checkHostPort(c.Tracing.OTLPEndpoint, false); err != nil {
