@@ -281,7 +281,7 @@ func TestComposeRolesAndEnvironment(t *testing.T) {
 				t.Errorf("service %s: stop_grace_period must exceed api.shutdownTimeout (%v)", name, cfg.API.ShutdownTimeout)
 			}
 		case "worker":
-			checkProbe(t, name, s, listenPort(t, name, cfg.Metrics.ListenAddress))
+			checkProbe(t, name, s, listenPort(t, name, cfg.Admin.ListenAddress))
 			if s.StopGracePeriod == nil || time.Duration(*s.StopGracePeriod) <= cfg.Worker.StopTimeout {
 				t.Errorf("service %s: stop_grace_period must exceed worker.stopTimeout (%v)", name, cfg.Worker.StopTimeout)
 			}
@@ -509,10 +509,7 @@ func TestComposeObservability(t *testing.T) {
 	known := knownEnv(t)
 	for _, role := range []string{"api", "worker"} {
 		cfg := checkEnv(t, "service "+role, composeEnv(p.Services[role]), known)
-		want := listenPort(t, role, cfg.API.ListenAddress)
-		if role == "worker" {
-			want = listenPort(t, role, cfg.Metrics.ListenAddress)
-		}
+		want := listenPort(t, role, cfg.Admin.ListenAddress) // every role's /metrics is on its admin listener
 		if got, ok := scraped[role]; !ok || got != want {
 			t.Errorf("Prometheus scrapes %s on port %d, the %s role serves /metrics on %d", role, got, role, want)
 		}
@@ -987,7 +984,7 @@ func TestKubernetesOverlays(t *testing.T) {
 	known := knownEnv(t)
 	for _, ov := range overlays {
 		t.Run(path.Base(ov.dir), func(t *testing.T) {
-			objs := kustomizeBuild(t, ov.dir)
+			objs := kustomizeBuild(t, ov.dir, "Certificate")
 			checkOverlay(t, ov, objs, known)
 		})
 	}
@@ -1117,6 +1114,7 @@ func checkOverlay(t *testing.T, ov overlay, objs []k8sObject, known map[string]b
 				appEnv[k] = v
 			}
 		}
+		checkSecretFiles(t, where, p.spec, appEnv)
 		cfg := checkEnv(t, where, appEnv, known)
 		roleCfg[role] = cfg
 		if role != "version" && !cfg.Cassandra.Enabled() {
@@ -1162,7 +1160,7 @@ func checkOverlay(t *testing.T, ov overlay, objs []k8sObject, known map[string]b
 		c := p.spec.Containers[0]
 		port, drain := listenPort(t, role, cfg.API.ListenAddress), cfg.API.ShutdownTimeout
 		if role == "worker" {
-			port, drain = listenPort(t, role, cfg.Metrics.ListenAddress), cfg.Worker.StopTimeout
+			port, drain = listenPort(t, role, cfg.Admin.ListenAddress), cfg.Worker.StopTimeout
 		}
 		checkHTTPProbe(t, role+" liveness", c, c.LivenessProbe, "/healthz", port)
 		checkHTTPProbe(t, role+" readiness", c, c.ReadinessProbe, "/readyz", port)
@@ -1216,9 +1214,12 @@ func checkOverlay(t *testing.T, ov overlay, objs []k8sObject, known map[string]b
 	if !selects(svc.Spec.Selector, api.labels) || selects(svc.Spec.Selector, rolePods["worker"].labels) {
 		t.Errorf("Service %s selector %v must select the api pods only", svc.Name, svc.Spec.Selector)
 	}
+	// Its ports: the API, and the admin listener for the ServiceMonitor.
 	for _, sp := range svc.Spec.Ports {
-		if n := resolvePort(t, api.spec.Containers[0], sp.TargetPort); n != listenPort(t, "api", roleCfg["api"].API.ListenAddress) {
-			t.Errorf("Service port %s targets container port %d, the api listens on %s", sp.Name, n, roleCfg["api"].API.ListenAddress)
+		n := resolvePort(t, api.spec.Containers[0], sp.TargetPort)
+		apiPort, adminPort := listenPort(t, "api", roleCfg["api"].API.ListenAddress), listenPort(t, "api", roleCfg["api"].Admin.ListenAddress)
+		if n != apiPort && n != adminPort {
+			t.Errorf("Service port %s targets container port %d: the api listens on %d (API) and %d (admin)", sp.Name, n, apiPort, adminPort)
 		}
 	}
 
@@ -1312,7 +1313,7 @@ func checkOverlay(t *testing.T, ov overlay, objs []k8sObject, known map[string]b
 			t.Errorf("PodMonitor %s does not select the worker pods", pm.Name)
 		}
 		for _, ep := range pm.Spec.PodMetricsEndpoints {
-			if ep.Port == nil || resolvePort(t, w.spec.Containers[0], intstr.FromString(*ep.Port)) != listenPort(t, "worker", roleCfg["worker"].Metrics.ListenAddress) || ep.Path != "/metrics" {
+			if ep.Port == nil || resolvePort(t, w.spec.Containers[0], intstr.FromString(*ep.Port)) != listenPort(t, "worker", roleCfg["worker"].Admin.ListenAddress) || ep.Path != "/metrics" {
 				t.Errorf("PodMonitor %s endpoint %v%s is not the worker's /metrics", pm.Name, ep.Port, ep.Path)
 			}
 		}
@@ -1320,6 +1321,78 @@ func checkOverlay(t *testing.T, ov overlay, objs []k8sObject, known map[string]b
 
 	checkNetworkPolicies(t, objs, rolePods["api"].labels, rolePods["worker"].labels, roleCfg["api"])
 	checkDependencies(t, ov, roleCfg["api"], secrets)
+}
+
+// checkSecretFiles: every *_FILE setting names a file in a volume the
+// container mounts from a Secret (secrets are files, never environment);
+// the value is replaced with a stand-in file so the configuration validates.
+func checkSecretFiles(t *testing.T, where string, spec corev1.PodSpec, env map[string]string) {
+	t.Helper()
+	secretVolumes := map[string]bool{}
+	for _, v := range spec.Volumes {
+		if v.Secret != nil {
+			secretVolumes[v.Name] = true
+		}
+	}
+	for name, value := range env {
+		if strings.Contains(name, "PASSWORD") && !strings.HasSuffix(name, "_FILE") || strings.HasSuffix(name, "_API_KEY") {
+			t.Errorf("%s: %s is a secret in the environment: use the _FILE setting and a mounted Secret", where, name)
+		}
+		if !strings.HasSuffix(name, "_FILE") {
+			continue
+		}
+		mounted := slices.ContainsFunc(spec.Containers[0].VolumeMounts, func(m corev1.VolumeMount) bool {
+			return secretVolumes[m.Name] && strings.HasPrefix(value, strings.TrimSuffix(m.MountPath, "/")+"/")
+		})
+		if !mounted {
+			t.Errorf("%s: %s=%s is not in a mounted Secret", where, name, value)
+		}
+		standIn := filepath.Join(t.TempDir(), filepath.Base(value))
+		if err := os.WriteFile(standIn, []byte("stand-in"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		env[name] = standIn
+	}
+}
+
+// TestProductionOverlayIsSecure: the production overlay turns on what the
+// README's Security section promises.
+func TestProductionOverlayIsSecure(t *testing.T) {
+	objs := kustomizeBuild(t, "deploy/k8s/overlays/production", "Certificate")
+	var cm *corev1.ConfigMap
+	for _, c := range find[*corev1.ConfigMap](objs) {
+		if c.Name == "artifactstate-config" || strings.HasPrefix(c.Name, "artifactstate-config-") {
+			cm = c
+		}
+	}
+	if cm == nil {
+		t.Fatal("no artifactstate-config ConfigMap")
+	}
+	env := cm.Data
+	for name, want := range map[string]string{
+		"ARTIFACTSTATE_AUTH_ENABLED":          "true",
+		"ARTIFACTSTATE_TEMPORAL_TLS_ENABLED":  "true",
+		"ARTIFACTSTATE_CASSANDRA_TLS_ENABLED": "true",
+		"ARTIFACTSTATE_PRIVACY_USER_IDS":      "hash",
+	} {
+		if env[name] != want {
+			t.Errorf("production: %s=%q, want %q", name, env[name], want)
+		}
+	}
+	for _, name := range []string{"ARTIFACTSTATE_AUTH_JWKS_URL", "ARTIFACTSTATE_AUTH_ISSUER", "ARTIFACTSTATE_AUTH_AUDIENCE",
+		"ARTIFACTSTATE_TEMPORAL_TLS_CERT_FILE", "ARTIFACTSTATE_CASSANDRA_TLS_CERT_FILE", "ARTIFACTSTATE_TRACING_CA_FILE",
+		"ARTIFACTSTATE_TRACING_CERT_FILE", "ARTIFACTSTATE_TEMPORAL_ENCRYPTION_KEYS_FILE", "ARTIFACTSTATE_PRIVACY_HASH_KEY_FILE",
+		"ARTIFACTSTATE_API_RATE_LIMIT_PER_CLIENT", "ARTIFACTSTATE_API_RATE_LIMIT_GLOBAL"} {
+		if env[name] == "" {
+			t.Errorf("production: %s is not set", name)
+		}
+	}
+	if env["ARTIFACTSTATE_TRACING_INSECURE"] == "true" {
+		t.Error("production exports traces without TLS")
+	}
+	if !slices.ContainsFunc(objs, func(o k8sObject) bool { return o.kind == "Certificate" && o.name == "artifactstate-client-tls" }) {
+		t.Error("production: no cert-manager Certificate artifactstate-client-tls for the client certificate")
+	}
 }
 
 func ptrOr[T any](p *T, def T) T {
@@ -1425,7 +1498,7 @@ func checkNetworkPolicies(t *testing.T, objs []k8sObject, apiLabels, workerLabel
 	if !allowsIngress(apiLabels, apiPort, "") {
 		t.Errorf("no NetworkPolicy lets clients reach the api on %d", apiPort)
 	}
-	metricsPort := listenPort(t, "worker", cfg.Metrics.ListenAddress)
+	metricsPort := listenPort(t, "worker", cfg.Admin.ListenAddress)
 	if !allowsIngress(workerLabels, metricsPort, "monitoring") {
 		t.Errorf("no NetworkPolicy lets the monitoring namespace scrape workers on %d", metricsPort)
 	}
