@@ -95,7 +95,11 @@ func main() {
 	}
 	for _, id := range failing {
 		fmt.Printf("VULNERABLE %s %s\n", id, summaries[id])
-		for _, w := range called[id] {
+		for i, w := range called[id] {
+			if i == 3 {
+				fmt.Printf("           ... and %d more symbols\n", len(called[id])-3)
+				break
+			}
 			fmt.Printf("           %s\n", w)
 		}
 	}
