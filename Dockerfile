@@ -16,7 +16,7 @@
 
 # Build stage: the Go toolchain the project pins (go.mod: go 1.26.8,
 # GOTOOLCHAIN=local), running `make build`, the one build command CI and
-# developers use. deploy/deploy_test.go checks this RUN line stays `make build`.
+# developers use. deploy/dockerfile_test.go checks this RUN line stays `make build`.
 ARG GO_VERSION=1.26.8
 FROM golang:${GO_VERSION}-bookworm AS build
 ENV GOTOOLCHAIN=local \
@@ -34,7 +34,7 @@ ARG COMMIT=unknown
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
     make build VERSION=${VERSION} COMMIT=${COMMIT} \
-    && go build -trimpath -ldflags "-s -w" -o bin/healthprobe ./deploy/compose/healthprobe \
+    && go -C deploy/compose/healthprobe build -trimpath -ldflags "-s -w" -o /src/bin/healthprobe . \
     && bin/artifactstate version
 
 # Runtime stage: distroless static (CA certificates, tzdata, /etc/passwd with

@@ -21,14 +21,24 @@ run: build
 test:
 	scripts/test
 
-# Linters (pinned in tools/go.mod): vet, staticcheck, the SDK's determinism
-# checker on the workflow code, and govulncheck on the binary.
+# Modules of their own beside the product's: the deployment checks (so that
+# compose-go, kustomize and the Kubernetes types stay out of go.mod) and the
+# image's health probe (built without them).
+SUBMODULES := deploy deploy/compose/healthprobe
+
+# Linters (pinned in tools/go.mod): vet, staticcheck, and the SDK's
+# determinism checker on the workflow code; vet, staticcheck and the tidy
+# check on each of SUBMODULES too; govulncheck on the binary.
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	go mod tidy -diff
 	go vet ./...
 	go tool -modfile=tools/go.mod staticcheck ./...
 	go tool -modfile=tools/go.mod workflowcheck ./workflows/...
+	@for m in $(SUBMODULES); do \
+	  echo "lint $$m" && cd $(CURDIR)/$$m && go mod tidy -diff && go vet ./... && \
+	  go tool -modfile=$(CURDIR)/tools/go.mod staticcheck ./... || exit 1; \
+	done
 	scripts/govulncheck
 
 # Regenerate the replay corpus for the current workflow code (see

@@ -1,5 +1,6 @@
 // Package activities holds the activities of the entity workflow: today the
-// projection of its state into the Cassandra read model.
+// projection of its state into the Cassandra read model. Their contract
+// (names, inputs, how a workflow runs them) is internal/projection.
 package activities
 
 import (
@@ -8,32 +9,16 @@ import (
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
-	"go.temporal.io/sdk/workflow"
 
+	"github.com/artifactstate/artifactstate/internal/projection"
 	"github.com/artifactstate/artifactstate/internal/readmodel"
 )
 
-// ProjectStateName is the registered (durable) name of the projection.
-const ProjectStateName = "ProjectState"
-
-// ErrTypeRejected is the failure type of a projection the read model
-// refused; Temporal does not retry it (the workflow tries again later).
-const ErrTypeRejected = "ReadModelRejected"
-
-// ProjectionInput is the state of one pair to write to the read model.
-type ProjectionInput struct {
-	UserID             string    `json:"userId"`
-	ArtifactID         int64     `json:"artifactId"`
-	ArtifactRead       bool      `json:"artifactRead"`
-	ArtifactInUserFeed bool      `json:"artifactInUserFeed"`
-	Version            uint64    `json:"version"`
-	ChangedAt          time.Time `json:"changedAt"`
-}
-
-// Writer is the narrow view of the read model the projection needs
+// ReadModel is the narrow view of the read model the projection needs
 // (readmodel.Store).
-type Writer interface {
-	Write(ctx context.Context, row readmodel.Row) error
+type ReadModel interface {
+	Project(ctx context.Context, p readmodel.Projection) error
+	Stamp(ctx context.Context, userID string, artifactID int64) (readmodel.Stamp, bool, error)
 }
 
 // Observer is told about every projection attempt (metrics.Metrics).
@@ -43,73 +28,92 @@ type Observer interface {
 	// rejected), the attempt number, and when ok the lag: the time from the
 	// state change in the entity to its row written.
 	ProjectionFinished(result string, attempt int32, lag time.Duration)
+	// ProjectionClockAdjusted counts projections that found a newer write
+	// in the row than the entity's clock (one Cassandra would have ignored).
+	ProjectionClockAdjusted()
 }
 
 // Projection is the projection activity.
 type Projection struct {
-	writer   Writer
+	store    ReadModel
 	observer Observer
 	now      func() time.Time
 }
 
-// NewProjection returns the activity writing through w; observer may be nil.
-func NewProjection(w Writer, observer Observer) *Projection {
+// NewProjection returns the activity writing to store; observer may be nil.
+func NewProjection(store ReadModel, observer Observer) *Projection {
 	if observer == nil {
 		observer = nopObserver{}
 	}
-	return &Projection{writer: w, observer: observer, now: time.Now}
+	return &Projection{store: store, observer: observer, now: time.Now}
 }
 
 type nopObserver struct{}
 
 func (nopObserver) ProjectionStarted()                              {}
 func (nopObserver) ProjectionFinished(string, int32, time.Duration) {}
+func (nopObserver) ProjectionClockAdjusted()                        {}
 
 // ProjectState writes the state. Errors Cassandra may recover from (down,
 // overloaded, slow) are returned as they are and Temporal retries them with
 // backoff; a request Cassandra rejects fails without retries.
-func (p *Projection) ProjectState(ctx context.Context, in ProjectionInput) error {
+func (p *Projection) ProjectState(ctx context.Context, in projection.Input) (projection.Result, error) {
 	p.observer.ProjectionStarted()
 	attempt := activity.GetInfo(ctx).Attempt
-	err := p.writer.Write(ctx, readmodel.Row{
-		UserID: in.UserID, ArtifactID: in.ArtifactID,
-		ArtifactRead: in.ArtifactRead, ArtifactInUserFeed: in.ArtifactInUserFeed,
-		Version: in.Version, ChangedAt: in.ChangedAt,
-	})
 	logger := activity.GetLogger(ctx)
+	w, res, err := p.plan(ctx, in)
+	if err == nil {
+		err = p.store.Project(ctx, w)
+	}
 	if err != nil {
 		p.observer.ProjectionFinished(readmodel.Kind(err), attempt, 0)
 		if !readmodel.Retryable(err) {
-			return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeRejected, err)
+			return res, temporal.NewNonRetryableApplicationError(err.Error(), projection.ErrTypeRejected, err)
 		}
-		logger.Warn("Projection failed; Temporal retries it", "Version", in.Version, "Attempt", attempt, "Error", err)
-		return err
+		logger.Warn("Projection failed", "Version", in.Version, "Attempt", attempt, "Error", err)
+		return res, err
+	}
+	if res.Adjusted {
+		p.observer.ProjectionClockAdjusted()
+		logger.Warn("The row held a newer write than the entity's projection clock; wrote above it",
+			"Version", in.Version, "Timestamp", res.Timestamp)
 	}
 	lag := p.now().Sub(in.ChangedAt)
 	p.observer.ProjectionFinished("ok", attempt, lag)
-	logger.Debug("Projected", "Version", in.Version, "Lag", lag)
-	return nil
+	logger.Debug("Projected", "Version", in.Version, "Timestamp", res.Timestamp, "Lag", lag)
+	return res, nil
 }
 
-// RetryOptions tune the projection's activity options.
-type RetryOptions struct {
-	Timeout         time.Duration `json:"timeout"`
-	InitialInterval time.Duration `json:"initialInterval"`
-	MaxInterval     time.Duration `json:"maxInterval"`
-}
-
-// ExecuteProjectState is the typed way for a workflow to run ProjectState:
-// retried with exponential backoff, without limit, until it succeeds or is
-// rejected.
-func ExecuteProjectState(ctx workflow.Context, opts RetryOptions, in ProjectionInput) workflow.Future {
-	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: opts.Timeout,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        opts.InitialInterval,
-			BackoffCoefficient:     2,
-			MaximumInterval:        opts.MaxInterval,
-			NonRetryableErrorTypes: []string{ErrTypeRejected},
-		},
-	})
-	return workflow.ExecuteActivity(ctx, ProjectStateName, in)
+// plan decides the write: its timestamp and which flags need a delete.
+func (p *Projection) plan(ctx context.Context, in projection.Input) (readmodel.Projection, projection.Result, error) {
+	w := readmodel.Projection{Row: readmodel.Row{
+		UserID: in.UserID, ArtifactID: in.ArtifactID,
+		ArtifactRead: in.ArtifactRead, ArtifactInUserFeed: in.ArtifactInUserFeed,
+		Version: in.Version, ChangedAt: in.ChangedAt,
+	}, Timestamp: in.Timestamp}
+	if in.Timestamp == 0 {
+		// Recorded by history versions 1 and 2: the version is the
+		// timestamp, and a false flag is always deleted.
+		w.Timestamp = int64(in.Version)
+		w.RemoveFromFeed, w.RemoveFromRead = !in.ArtifactInUserFeed, !in.ArtifactRead
+		return w, projection.Result{Timestamp: w.Timestamp}, nil
+	}
+	res := projection.Result{Timestamp: in.Timestamp}
+	prev := in.Previous
+	if prev == nil {
+		// The run's first projection: learn what the row holds, and write
+		// above its timestamp if it is newer than the entity's clock.
+		stamp, found, err := p.store.Stamp(ctx, in.UserID, in.ArtifactID)
+		if err != nil {
+			return w, res, err
+		}
+		prev = &projection.Flags{Read: stamp.ArtifactRead, InFeed: stamp.ArtifactInUserFeed}
+		if found && stamp.Timestamp >= w.Timestamp {
+			w.Timestamp = stamp.Timestamp + 1
+			res = projection.Result{Timestamp: w.Timestamp, Adjusted: true}
+		}
+	}
+	w.RemoveFromFeed = prev.InFeed && !in.ArtifactInUserFeed
+	w.RemoveFromRead = prev.Read && !in.ArtifactRead
+	return w, res, nil
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/artifactstate/artifactstate/internal/entities"
 	"github.com/artifactstate/artifactstate/internal/entityid"
 	"github.com/artifactstate/artifactstate/workflows"
 )
@@ -85,9 +86,15 @@ func (s *Server) timeout(c *gin.Context) (context.Context, context.CancelFunc) {
 
 func (s *Server) command(kind workflows.CommandKind) gin.HandlerFunc {
 	return s.withKey(s.keyFromBody, func(c *gin.Context) {
+		c.Set(writeParam, true)
+		idempotencyKey, apiErr := readIdempotencyKey(c)
+		if apiErr != nil {
+			s.render(c, apiErr)
+			return
+		}
 		ctx, cancel := s.timeout(c)
 		defer cancel()
-		if err := s.entities.Apply(ctx, keyOf(c), kind); err != nil {
+		if _, err := s.entities.Apply(ctx, keyOf(c), entities.Command{Kind: kind, IdempotencyKey: idempotencyKey}); err != nil {
 			s.fail(c, err)
 			return
 		}

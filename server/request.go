@@ -35,19 +35,50 @@ func keyFromQuery(c *gin.Context) (entityid.Key, *apiError) {
 	return newKey(q.Get("userId"), artifactID)
 }
 
-// keyFromBody reads {"artifactId": <int64>, "userId": "<string>"}. Keys match
-// exactly (case-sensitive) and unknown keys are ignored, as in the original.
-func keyFromBody(c *gin.Context, limit int64) (entityid.Key, *apiError) {
+// readJSONBody decodes a JSON object body into v (unknown keys are errors).
+func readJSONBody(c *gin.Context, limit int64, v any) *apiError {
+	raw, apiErr := readBody(c, limit)
+	if apiErr != nil {
+		return apiErr
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return malformed("request body is not the JSON object this endpoint takes: %v", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return malformed("request body has data after the JSON object")
+	}
+	return nil
+}
+
+// readBody reads a non-empty body of at most limit bytes. A body that
+// cannot be read (the client went away mid-body) is not the client's
+// mistake in the request's content: it answers 400 only for bad bodies.
+func readBody(c *gin.Context, limit int64) ([]byte, *apiError) {
 	raw, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			return entityid.Key{}, bodyTooLarge(limit)
+			return nil, bodyTooLarge(limit)
 		}
-		return entityid.Key{}, malformed("cannot read the request body: %v", err)
+		return nil, &apiError{status: 499, Code: "client_closed_request", Error: "the request body could not be read: " + err.Error()}
 	}
 	if len(bytes.TrimSpace(raw)) == 0 {
-		return entityid.Key{}, malformed(`request body must be a JSON object such as {"artifactId":1,"userId":"Mike"}`)
+		return nil, malformed(`request body must be a JSON object`)
+	}
+	return raw, nil
+}
+
+// keyFromBody reads {"artifactId": <int64>, "userId": "<string>"}. Keys match
+// exactly (case-sensitive) and unknown keys are ignored, as in the original.
+func keyFromBody(c *gin.Context, limit int64) (entityid.Key, *apiError) {
+	raw, apiErr := readBody(c, limit)
+	if apiErr != nil {
+		if apiErr.Code == "malformed_request" {
+			apiErr.Error = `request body must be a JSON object such as {"artifactId":1,"userId":"Mike"}`
+		}
+		return entityid.Key{}, apiErr
 	}
 	var fields map[string]json.RawMessage
 	dec := json.NewDecoder(bytes.NewReader(raw))
@@ -137,4 +168,32 @@ func truncate(s string) string {
 		return s
 	}
 	return s[:max] + "…"
+}
+
+// IdempotencyKeyHeader makes a write apply at most once: a retry with the
+// same key answers the first result.
+const IdempotencyKeyHeader = "Idempotency-Key"
+
+// maxIdempotencyKey bounds the key (it is kept in the entity's history).
+const maxIdempotencyKey = 128
+
+// readIdempotencyKey returns the request's Idempotency-Key, "" if none.
+func readIdempotencyKey(c *gin.Context) (string, *apiError) {
+	values := c.Request.Header.Values(IdempotencyKeyHeader)
+	switch {
+	case len(values) == 0:
+		return "", nil
+	case len(values) > 1:
+		return "", invalidField(IdempotencyKeyHeader, "must be sent once")
+	}
+	key := values[0]
+	if key == "" || len(key) > maxIdempotencyKey {
+		return "", invalidField(IdempotencyKeyHeader, "must be 1 to "+strconv.Itoa(maxIdempotencyKey)+" characters")
+	}
+	for _, r := range key {
+		if r < 0x21 || r > 0x7e {
+			return "", invalidField(IdempotencyKeyHeader, "must be printable ASCII without spaces")
+		}
+	}
+	return key, nil
 }

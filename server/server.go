@@ -15,16 +15,18 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/github.com/gin-gonic/gin/otelgin"
 
 	"github.com/artifactstate/artifactstate/internal/config"
+	"github.com/artifactstate/artifactstate/internal/entities"
 	"github.com/artifactstate/artifactstate/internal/entityid"
 	"github.com/artifactstate/artifactstate/internal/metrics"
 	"github.com/artifactstate/artifactstate/internal/ops"
+	"github.com/artifactstate/artifactstate/internal/pairs"
 	"github.com/artifactstate/artifactstate/workflows"
 )
 
 // Entities is what the API needs from the entity store (entities.Client).
-// Errors wrapping entities.ErrUnavailable answer 503, entities.ErrTimeout 504.
+// Its errors map to answers in fail (errors.go).
 type Entities interface {
-	Apply(ctx context.Context, key entityid.Key, kind workflows.CommandKind) error
+	Apply(ctx context.Context, key entityid.Key, cmd entities.Command) (workflows.State, error)
 	State(ctx context.Context, key entityid.Key) (workflows.State, error)
 	IsArtifactReadByUser(ctx context.Context, key entityid.Key) (bool, error)
 	IsArtifactInUserFeed(ctx context.Context, key entityid.Key) (bool, error)
@@ -54,7 +56,7 @@ type Deps struct {
 type Server struct {
 	cfg       config.API
 	entities  Entities
-	readModel ReadModel
+	pairs     *pairs.Service
 	authorize func(ctx context.Context, userID string) error
 	logger    *slog.Logger
 }
@@ -62,7 +64,7 @@ type Server struct {
 // NewHandler returns the API's HTTP handler.
 func NewHandler(cfg config.API, d Deps) http.Handler {
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{cfg: cfg, entities: d.Entities, readModel: d.ReadModel, authorize: d.Authorize, logger: d.Logger}
+	s := &Server{cfg: cfg, entities: d.Entities, pairs: pairs.New(d.Entities, d.ReadModel), authorize: d.Authorize, logger: d.Logger}
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true

@@ -17,14 +17,14 @@ import (
 
 	"github.com/artifactstate/artifactstate/internal/config"
 	"github.com/artifactstate/artifactstate/internal/entities"
+	"github.com/artifactstate/artifactstate/internal/entitiestest"
 	"github.com/artifactstate/artifactstate/internal/entityid"
-	"github.com/artifactstate/artifactstate/internal/memstore"
 	"github.com/artifactstate/artifactstate/internal/metrics"
 )
 
-func newTestServer(t *testing.T) (*httptest.Server, *memstore.Entities) {
+func newTestServer(t *testing.T) (*httptest.Server, *entitiestest.Entities) {
 	t.Helper()
-	m := memstore.New()
+	m := entitiestest.New()
 	cfg := config.Default().API
 	cfg.MaxBodyBytes = 1024
 	srv := httptest.NewServer(NewHandler(cfg, Deps{Entities: m, Logger: slog.New(slog.DiscardHandler)}))
@@ -208,7 +208,7 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 		}
 	}
 	served := map[string]bool{}
-	h := NewHandler(config.Default().API, Deps{Entities: memstore.New(), Metrics: metrics.New("test", "test"), Logger: slog.New(slog.DiscardHandler)}).(*gin.Engine)
+	h := NewHandler(config.Default().API, Deps{Entities: entitiestest.New(), Metrics: metrics.New("test", "test"), Logger: slog.New(slog.DiscardHandler)}).(*gin.Engine)
 	for _, r := range h.Routes() {
 		path := regexp.MustCompile(`:(\w+)`).ReplaceAllString(r.Path, "{$1}")
 		served[r.Method+" "+path] = true

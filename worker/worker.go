@@ -6,6 +6,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -18,19 +19,10 @@ import (
 	"github.com/artifactstate/artifactstate/activities"
 	"github.com/artifactstate/artifactstate/internal/config"
 	"github.com/artifactstate/artifactstate/internal/metrics"
+	"github.com/artifactstate/artifactstate/internal/projection"
 	"github.com/artifactstate/artifactstate/internal/readmodel"
 	"github.com/artifactstate/artifactstate/workflows"
 )
-
-// Register registers everything a worker runs; projection nil means no read
-// model.
-func Register(r sdkworker.Registry, opts workflows.Options, projection *activities.Projection) {
-	opts.Project = projection != nil
-	RegisterWorkflows(r, opts)
-	if projection != nil {
-		r.RegisterActivityWithOptions(projection.ProjectState, activity.RegisterOptions{Name: activities.ProjectStateName})
-	}
-}
 
 // RegisterWorkflows registers the workflows alone. Replayers use it too, so
 // replay tests check exactly the code production runs.
@@ -38,32 +30,107 @@ func RegisterWorkflows(r sdkworker.WorkflowRegistry, opts workflows.Options) {
 	r.RegisterWorkflowWithOptions(workflows.NewEntity(opts).Run, workflow.RegisterOptions{Name: workflows.EntityWorkflowName})
 }
 
+// RegisterProjection registers the projection activity (run locally by the
+// entities, and as a regular activity by the projection queue's worker).
+func RegisterProjection(r sdkworker.ActivityRegistry, p *activities.Projection) {
+	r.RegisterActivityWithOptions(p.ProjectState, activity.RegisterOptions{Name: projection.Name})
+}
+
+// ProjectionTaskQueue is the queue of the regular projection activity: only
+// workers with a read model poll it, so a fleet where some workers have
+// none never hands them a projection.
+func ProjectionTaskQueue(entityQueue string) string { return entityQueue + "-projection" }
+
 // WorkflowOptions are the entity workflow's options from configuration.
 func WorkflowOptions(cfg config.Config) workflows.Options {
 	p := cfg.Cassandra.Projection
 	return workflows.Options{
 		MaxHistoryEvents: cfg.Worker.MaxHistoryEvents,
-		Projection: activities.RetryOptions{
+		Projection: projection.Options{
 			Timeout: p.Timeout, InitialInterval: p.RetryInitialInterval, MaxInterval: p.RetryMaxInterval,
+			LocalTimeout: p.LocalTimeout, TaskQueue: ProjectionTaskQueue(cfg.Temporal.TaskQueue),
+			RejectedPause: p.RejectedPause,
 		},
 	}
 }
 
+// Worker is the entity worker and, with a read model, the worker of the
+// projection queue.
+type Worker struct {
+	entities   sdkworker.Worker
+	projection sdkworker.Worker // nil without a read model
+}
+
 // New returns a worker (not started) polling cfg.Temporal.TaskQueue;
 // projection nil means no read model.
-func New(c client.Client, cfg config.Config, projection *activities.Projection) sdkworker.Worker {
+func New(c client.Client, cfg config.Config, p *activities.Projection) *Worker {
 	// The sticky cache is process-wide in the SDK; it must be set before the
 	// first worker starts.
 	sdkworker.SetStickyWorkflowCacheSize(cfg.Worker.StickyCacheSize)
-	w := sdkworker.New(c, cfg.Temporal.TaskQueue, sdkworker.Options{
-		MaxConcurrentWorkflowTaskPollers:       cfg.Worker.WorkflowTaskPollers,
-		MaxConcurrentActivityTaskPollers:       cfg.Worker.ActivityTaskPollers,
-		MaxConcurrentWorkflowTaskExecutionSize: cfg.Worker.MaxConcurrentWorkflowTasks,
-		MaxConcurrentActivityExecutionSize:     cfg.Worker.MaxConcurrentActivities,
-		WorkerStopTimeout:                      cfg.Worker.StopTimeout,
+	opts := WorkflowOptions(cfg)
+	opts.Project = p != nil
+	w := &Worker{entities: sdkworker.New(c, cfg.Temporal.TaskQueue, entityOptions(cfg.Worker))}
+	RegisterWorkflows(w.entities, opts)
+	if p == nil {
+		return w
+	}
+	// The entities run the projection as a local activity, and histories
+	// of versions 1 and 2 schedule it on the entity queue.
+	RegisterProjection(w.entities, p)
+	w.projection = sdkworker.New(c, opts.Projection.TaskQueue, sdkworker.Options{
+		MaxConcurrentActivityExecutionSize: cfg.Worker.MaxConcurrentActivities,
+		ActivityTaskPollerBehavior:         pollers(cfg.Worker, cfg.Worker.ActivityTaskPollers),
+		WorkerStopTimeout:                  cfg.Worker.StopTimeout,
+		DisableWorkflowWorker:              true,
 	})
-	Register(w, WorkflowOptions(cfg), projection)
+	RegisterProjection(w.projection, p)
 	return w
+}
+
+func entityOptions(cfg config.Worker) sdkworker.Options {
+	return sdkworker.Options{
+		WorkflowTaskPollerBehavior:              pollers(cfg, cfg.WorkflowTaskPollers),
+		ActivityTaskPollerBehavior:              pollers(cfg, cfg.ActivityTaskPollers),
+		MaxConcurrentWorkflowTaskExecutionSize:  cfg.MaxConcurrentWorkflowTasks,
+		MaxConcurrentActivityExecutionSize:      cfg.MaxConcurrentActivities,
+		MaxConcurrentLocalActivityExecutionSize: cfg.MaxConcurrentActivities,
+		StickyScheduleToStartTimeout:            cfg.StickyScheduleToStartTimeout,
+		WorkerStopTimeout:                       cfg.StopTimeout,
+	}
+}
+
+// pollers is the poller behavior of one queue; max is the most pollers
+// (autoscaling) or their fixed number (simple).
+func pollers(cfg config.Worker, max int) sdkworker.PollerBehavior {
+	if cfg.PollerBehavior == "simple" {
+		return sdkworker.NewPollerBehaviorSimpleMaximum(sdkworker.PollerBehaviorSimpleMaximumOptions{MaximumNumberOfPollers: max})
+	}
+	return sdkworker.NewPollerBehaviorAutoscaling(sdkworker.PollerBehaviorAutoscalingOptions{
+		MaximumNumberOfPollers: max, InitialNumberOfPollers: min(max, 5),
+	})
+}
+
+// Start starts polling.
+func (w *Worker) Start() error {
+	if err := w.entities.Start(); err != nil {
+		return err
+	}
+	if w.projection == nil {
+		return nil
+	}
+	if err := w.projection.Start(); err != nil {
+		w.entities.Stop()
+		return errors.Join(errors.New("projection queue"), err)
+	}
+	return nil
+}
+
+// Stop stops polling and waits for running activities (worker.stopTimeout).
+func (w *Worker) Stop() {
+	if w.projection != nil {
+		w.projection.Stop()
+	}
+	w.entities.Stop()
 }
 
 // Module starts the worker with the app and stops it (waiting for running
@@ -78,14 +145,14 @@ var Module = fx.Module("worker",
 		},
 		New,
 	),
-	fx.Invoke(func(lc fx.Lifecycle, w sdkworker.Worker, cfg config.Config, logger *slog.Logger) {
+	fx.Invoke(func(lc fx.Lifecycle, w *Worker, cfg config.Config, logger *slog.Logger) {
 		lc.Append(fx.Hook{
 			OnStart: func(context.Context) error {
 				if err := w.Start(); err != nil {
 					return fmt.Errorf("start worker on task queue %q at %s: %w", cfg.Temporal.TaskQueue, cfg.Temporal.Address, err)
 				}
 				logger.Info("Worker polling", "taskQueue", cfg.Temporal.TaskQueue, "namespace", cfg.Temporal.Namespace,
-					"temporal", cfg.Temporal.Address)
+					"temporal", cfg.Temporal.Address, "projection", w.projection != nil)
 				return nil
 			},
 			OnStop: func(context.Context) error {

@@ -5,94 +5,11 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/artifactstate/artifactstate/activities"
+	"github.com/artifactstate/artifactstate/internal/projection"
 )
-
-// State is what the queries of one pair answer.
-type State struct {
-	ArtifactRead       bool `json:"artifactRead"`
-	ArtifactInUserFeed bool `json:"artifactInUserFeed"`
-
-	// Version grows by one with every change of the two flags over the
-	// entity's whole life (it is carried across continue-as-new), so a newer
-	// state always has a higher version.
-	Version uint64 `json:"version"`
-	// CommandsApplied counts every command applied over the entity's life,
-	// whether it changed a flag or not: exactly one per accepted signal.
-	CommandsApplied uint64 `json:"commandsApplied"`
-	// Run is 1 in the entity's first run and grows by one at each
-	// continue-as-new.
-	Run uint64 `json:"run"`
-
-	// ArtifactReadChangedAt and ArtifactInUserFeedChangedAt are when each
-	// flag last changed (workflow time). Zero when unknown: never changed,
-	// or changed by a run of history version 1 (see ChangeFieldChangedAt).
-	ArtifactReadChangedAt       time.Time `json:"artifactReadChangedAt,omitzero"`
-	ArtifactInUserFeedChangedAt time.Time `json:"artifactInUserFeedChangedAt,omitzero"`
-}
-
-// Apply changes the state as the command says, at time at (zero: not
-// recorded); it reports whether a flag changed. Every command is idempotent:
-// applying it twice in a row changes nothing the second time.
-func (s *State) Apply(kind CommandKind, at time.Time) (changed bool, err error) {
-	read, inFeed := s.ArtifactRead, s.ArtifactInUserFeed
-	switch kind {
-	case SetArtifactReadByUser:
-		read = true
-	case SetArtifactAddedToUserFeed:
-		inFeed = true
-	case SetArtifactRemovedFromUserFeed:
-		inFeed = false
-	default:
-		return false, fmt.Errorf("unknown command kind %q", kind)
-	}
-	s.CommandsApplied++
-	if !at.IsZero() {
-		if read != s.ArtifactRead {
-			s.ArtifactReadChangedAt = at
-		}
-		if inFeed != s.ArtifactInUserFeed {
-			s.ArtifactInUserFeedChangedAt = at
-		}
-	}
-	changed = read != s.ArtifactRead || inFeed != s.ArtifactInUserFeed
-	if changed {
-		s.ArtifactRead, s.ArtifactInUserFeed = read, inFeed
-		s.Version++
-	}
-	return changed, nil
-}
-
-// StartState is the state a run begins with: the carried state, one run on.
-// A run's state is StartState of its input with every command of its history
-// applied in order, which is how the state of a closed run is recovered.
-func StartState(in EntityInput) State {
-	s := in.State
-	s.Run++
-	return s
-}
-
-// EntityInput is the input of every run of an entity.
-type EntityInput struct {
-	UserID     string `json:"userId"`
-	ArtifactID int64  `json:"artifactId"`
-	// State carried over from the previous run (continue-as-new, or the
-	// re-creation of a closed entity); zero for a new entity.
-	State State `json:"state"`
-	// Projection is how far the read model had caught up.
-	Projection ProjectionProgress `json:"projection"`
-}
-
-// ProjectionProgress is the read model's progress, carried across runs.
-type ProjectionProgress struct {
-	// Version is the newest state version known to be in the read model.
-	Version uint64 `json:"version"`
-	// ChangedAt is when the state last changed (zero if unknown), to
-	// measure the projection lag.
-	ChangedAt time.Time `json:"changedAt"`
-}
 
 // Options tune the entity workflow; they are worker configuration. Each run
 // records the Options it starts with in its history (a side effect), so a
@@ -107,13 +24,9 @@ type Options struct {
 	// each change (recorded when it flips), so enabling the read model
 	// reaches idle entities at their next write.
 	Project bool `json:"-"`
-	// Projection tunes the projection activity's timeout and retries.
-	Projection activities.RetryOptions `json:"projection"`
+	// Projection tunes how the projection runs.
+	Projection projection.Options `json:"projection"`
 }
-
-// rejectedProjectionRetry is how long a run waits, when the read model
-// rejected a projection, before it tries again (if nothing changed first).
-const rejectedProjectionRetry = 10 * time.Minute
 
 // Entity is the entity workflow. Register Entity.Run under
 // EntityWorkflowName.
@@ -124,10 +37,10 @@ type Entity struct {
 // NewEntity returns the entity workflow with the given options.
 func NewEntity(opts Options) *Entity { return &Entity{opts: opts} }
 
-// Run is one run of an entity: it applies commands in arrival order, answers
-// queries, projects changes to the read model, and continues as new, carrying
-// its state, when its history grows past the budget. It never completes on
-// its own.
+// Run is one run of an entity: it applies commands (updates, and signals as
+// before history version 3) in arrival order, answers queries, projects
+// changes to the read model, and continues as new, carrying its state, when
+// its history grows past the budget. It never completes on its own.
 func (e *Entity) Run(ctx workflow.Context, in EntityInput) error {
 	logger := workflow.GetLogger(ctx)
 	// An entity is the only copy of its state: a cancellation request is
@@ -144,6 +57,8 @@ func (e *Entity) Run(ctx workflow.Context, in EntityInput) error {
 	}
 	// History version 2: record when each flag changes.
 	fieldTimes := workflow.GetVersion(ctx, ChangeFieldChangedAt, workflow.DefaultVersion, 1) >= 1
+	// History version 3: local projection with the projection clock.
+	v3 := workflow.GetVersion(ctx, ChangeLocalProjection, workflow.DefaultVersion, 1) >= 1
 	changedAt := func() time.Time {
 		if fieldTimes {
 			return workflow.Now(ctx)
@@ -151,7 +66,12 @@ func (e *Entity) Run(ctx workflow.Context, in EntityInput) error {
 		return time.Time{}
 	}
 	opts := e.recordOptions(ctx)
-	p := &projector{key: in, state: &s, progress: in.Projection, opts: opts.Projection}
+	if v3 {
+		if err := upsertHistoryVersion(ctx); err != nil {
+			return err
+		}
+	}
+	p := &projector{key: in, state: &s, progress: in.Projection, opts: opts.Projection, v3: v3}
 	if p.progress.ChangedAt.IsZero() {
 		p.progress.ChangedAt = workflow.Now(ctx)
 	}
@@ -165,34 +85,77 @@ func (e *Entity) Run(ctx workflow.Context, in EntityInput) error {
 	if s.Version > p.progress.Version {
 		project() // the previous run ended before its last projection
 	}
+	metrics := workflow.GetMetricsHandler(ctx)
+	apply := func(kind CommandKind) bool { return applyLogged(logger, metrics, &s, kind, changedAt()) }
+	// stateChanged runs once after the commands of one batch changed the
+	// state (as every version did).
+	stateChanged := func() {
+		p.progress.ChangedAt = workflow.Now(ctx)
+		project()
+	}
+
+	// Updates: validated first (a rejected update leaves no trace in
+	// history), then applied at once; the main loop below then checks the
+	// history budget.
+	keys := in.Idempotency
+	updated := false
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, CommandUpdateName,
+		func(ctx workflow.Context, req CommandRequest) (CommandResult, error) {
+			now := workflow.Now(ctx)
+			if rec, ok := keys.Lookup(req.IdempotencyKey, now); ok {
+				return rec.Result, nil
+			}
+			if apply(req.Kind) {
+				stateChanged()
+			}
+			res := CommandResult{State: s}
+			keys.Remember(IdempotencyRecord{Key: req.IdempotencyKey, Kind: req.Kind, Result: res, At: now})
+			updated = true
+			return res, nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, req CommandRequest) error {
+			return validate(s, keys, req, workflow.Now(ctx))
+		}},
+	); err != nil {
+		return fmt.Errorf("register update %s: %w", CommandUpdateName, err)
+	}
 
 	commands := workflow.GetSignalChannel(ctx, CommandSignalName)
 	for {
-		var cmd Command
-		commands.Receive(ctx, &cmd)
+		// The context is disconnected from cancellation: Await cannot fail.
+		_ = workflow.Await(ctx, func() bool { return commands.Len() > 0 || updated || p.pauseEnded })
+		updated, p.pauseEnded = false, false
 		if !cancellationLogged && cancellation.Err() != nil {
 			logger.Warn("Ignoring cancellation request: entity workflows run until terminated")
 			cancellationLogged = true
 		}
-		metrics := workflow.GetMetricsHandler(ctx)
-		changed := applyLogged(logger, metrics, &s, cmd, changedAt())
-		// Apply every command already delivered with this workflow task, so
-		// that a continue-as-new below carries all of them.
-		for commands.ReceiveAsync(&cmd) {
-			changed = applyLogged(logger, metrics, &s, cmd, changedAt()) || changed
+		// Apply every signalled command already delivered, so that a
+		// continue-as-new below carries all of them. Runs before version 3
+		// decoded every signal of a task into one value (a signal without a
+		// kind repeated the previous one); they replay as they ran.
+		var cmd Command
+		changed := false
+		for {
+			if v3 {
+				cmd = Command{}
+			}
+			if !commands.ReceiveAsync(&cmd) {
+				break
+			}
+			changed = apply(cmd.Kind) || changed
 		}
 		if changed {
-			p.progress.ChangedAt = workflow.Now(ctx)
-			project()
+			stateChanged()
 		}
 		if !continueAsNewDue(ctx, opts.MaxHistoryEvents) {
 			continue
 		}
-		// No update handler exists today; waiting keeps this correct if one
-		// is added. A signal that arrives after this point and before the
-		// run closes makes the server reject the continue-as-new and hand
-		// the signal to a retried workflow task, which applies it first. A
-		// projection still running is abandoned: the next run redoes it.
+		// Update handlers return at once, but an update accepted in this
+		// task must finish before the run closes. A command that arrives
+		// after this point and before the run closes makes the server reject
+		// the continue-as-new (signals) or retry the update on the next run
+		// (updates), so it is applied, never lost. A projection still running
+		// is abandoned: the next run redoes it.
 		if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 			return err
 		}
@@ -202,46 +165,49 @@ func (e *Entity) Run(ctx workflow.Context, in EntityInput) error {
 			"Suggested", info.GetContinueAsNewSuggested(),
 			"Run", s.Run, "Version", s.Version, "CommandsApplied", s.CommandsApplied,
 			"ProjectedVersion", p.progress.Version)
-		workflow.GetMetricsHandler(ctx).Counter(MetricContinueAsNew).Inc(1)
+		metrics.Counter(MetricContinueAsNew).Inc(1)
 		return workflow.NewContinueAsNewError(ctx, EntityWorkflowName, EntityInput{
-			UserID:     in.UserID,
-			ArtifactID: in.ArtifactID,
-			State:      s,
-			Projection: p.progress,
+			UserID:      in.UserID,
+			ArtifactID:  in.ArtifactID,
+			State:       s,
+			Projection:  p.progress,
+			Idempotency: keys,
 		})
 	}
 }
 
-// projector writes the latest state to the read model whenever it is ahead
-// of what was written. Changes made while a projection runs coalesce: the
-// next projection writes the state as it is then.
-type projector struct {
-	key      EntityInput
-	state    *State
-	progress ProjectionProgress
-	opts     activities.RetryOptions
+// upsertHistoryVersion records this code's HistoryVersion in the run's
+// search attributes when the run carries an older one (it continued as new
+// from a run of older code). A run started without the attribute (search
+// attributes off, or not registered) is left without.
+func upsertHistoryVersion(ctx workflow.Context) error {
+	v, ok := workflow.GetTypedSearchAttributes(ctx).GetInt64(SearchAttributeHistoryVersion)
+	if !ok || v == HistoryVersion {
+		return nil
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, SearchAttributeHistoryVersion.ValueSet(HistoryVersion)); err != nil {
+		return fmt.Errorf("upsert %s: %w", SearchAttributeHistoryVersion.GetName(), err)
+	}
+	return nil
 }
 
-func (p *projector) run(ctx workflow.Context) {
-	logger := workflow.GetLogger(ctx)
-	for {
-		// The context is disconnected from cancellation: Await cannot fail.
-		_ = workflow.Await(ctx, func() bool { return p.state.Version > p.progress.Version })
-		in := activities.ProjectionInput{
-			UserID: p.key.UserID, ArtifactID: p.key.ArtifactID,
-			ArtifactRead: p.state.ArtifactRead, ArtifactInUserFeed: p.state.ArtifactInUserFeed,
-			Version: p.state.Version, ChangedAt: p.progress.ChangedAt,
-		}
-		if err := activities.ExecuteProjectState(ctx, p.opts, in).Get(ctx, nil); err != nil {
-			// Only a rejection ends the activity's unlimited retries.
-			logger.Error("Read model rejected the projection; trying again after the next change or a pause",
-				"Version", in.Version, "Pause", rejectedProjectionRetry, "Error", err)
-			_, _ = workflow.AwaitWithTimeout(ctx, rejectedProjectionRetry, func() bool { return p.state.Version > in.Version })
-			continue
-		}
-		p.progress.Version = in.Version
-		logger.Debug("Projected", "Version", in.Version, "Lag", workflow.Now(ctx).Sub(in.ChangedAt))
+// validate accepts or rejects an update before it enters history.
+func validate(s State, keys IdempotencyRecords, req CommandRequest, now time.Time) error {
+	if !req.Kind.Valid() {
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("unknown command kind %q", req.Kind), ErrTypeInvalidCommand, nil)
 	}
+	if rec, ok := keys.Lookup(req.IdempotencyKey, now); ok {
+		if rec.Kind != req.Kind {
+			return temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("idempotency key %q was used for %s", req.IdempotencyKey, rec.Kind), ErrTypeIdempotencyKeyReused, nil)
+		}
+		return nil // answered with the recorded result, whatever the version now
+	}
+	if req.IfVersion != nil && *req.IfVersion != s.Version {
+		return temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("the state is at version %d, not %d", s.Version, *req.IfVersion), ErrTypeVersionMismatch, nil, s)
+	}
+	return nil
 }
 
 // recordOptions records the worker's Options in this run's history.
@@ -266,17 +232,17 @@ func (e *Entity) projectionEnabled(ctx workflow.Context) bool {
 	return enabled
 }
 
-// applyLogged applies cmd, counts it, and reports whether a flag changed.
-func applyLogged(logger interface{ Error(string, ...any) }, metrics client.MetricsHandler, s *State, cmd Command, at time.Time) bool {
-	changed, err := s.Apply(cmd.Kind, at)
-	kind := string(cmd.Kind)
+// applyLogged applies kind, counts it, and reports whether a flag changed.
+func applyLogged(logger interface{ Error(string, ...any) }, metrics client.MetricsHandler, s *State, kind CommandKind, at time.Time) bool {
+	changed, err := s.Apply(kind, at)
+	tag := string(kind)
 	if err != nil {
-		// Only a hand-made signal can carry an unknown kind (the API sends
-		// known kinds only); skipping it keeps the entity serving.
+		// Only a hand-made signal can carry an unknown kind (updates are
+		// validated); skipping it keeps the entity serving.
 		logger.Error("Ignoring invalid command", "Error", err)
-		kind = "invalid"
+		tag = "invalid"
 	}
-	metrics.WithTags(map[string]string{"command": kind}).Counter(MetricCommands).Inc(1)
+	metrics.WithTags(map[string]string{"command": tag}).Counter(MetricCommands).Inc(1)
 	if changed {
 		metrics.Counter(MetricStateChanges).Inc(1)
 	}

@@ -11,7 +11,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/artifactstate/artifactstate/activities"
+	"github.com/artifactstate/artifactstate/internal/projection"
 )
 
 var input = EntityInput{UserID: "Mike", ArtifactID: 1}
@@ -33,10 +33,40 @@ func newHarness(t *testing.T, opts Options) *harness {
 	return &harness{t: t, env: env}
 }
 
-// withReadModel registers the projection activity writing to w.
-func (h *harness) withReadModel(w activities.Writer) *harness {
-	h.env.RegisterActivityWithOptions(activities.NewProjection(w, nil).ProjectState, activity.RegisterOptions{Name: activities.ProjectStateName})
+// withReadModel registers rm as the projection activity.
+func (h *harness) withReadModel(rm *memoryReadModel) *harness {
+	h.env.RegisterActivityWithOptions(rm.ProjectState, activity.RegisterOptions{Name: projection.Name})
 	return h
+}
+
+// update sends each command as an update, as the API does, and checks it
+// was accepted; results are appended to *results when results is not nil.
+func (h *harness) update(results *[]CommandResult, reqs ...CommandRequest) {
+	h.at(func() {
+		for _, req := range reqs {
+			h.env.UpdateWorkflow(CommandUpdateName, "", &testsuite.TestUpdateCallback{
+				OnReject: func(err error) { require.Fail(h.t, "update rejected", "%v", err) },
+				OnComplete: func(v any, err error) {
+					require.NoError(h.t, err)
+					if results != nil {
+						*results = append(*results, v.(CommandResult))
+					}
+				},
+			}, req)
+		}
+	})
+}
+
+// updateRejected sends req as an update and returns its rejection (nil if
+// accepted) through *rejection.
+func (h *harness) updateRejected(rejection *error, req CommandRequest) {
+	h.at(func() {
+		*rejection = nil
+		h.env.UpdateWorkflow(CommandUpdateName, "", &testsuite.TestUpdateCallback{
+			OnReject:   func(err error) { *rejection = err },
+			OnComplete: func(any, error) {},
+		}, req)
+	})
 }
 
 func (h *harness) at(f func()) {

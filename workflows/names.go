@@ -5,16 +5,24 @@
 // running entities and in the API's calls, so they never change.
 package workflows
 
+import "go.temporal.io/sdk/temporal"
+
 // Durable names of the entity workflow and its handlers.
 const (
 	// EntityWorkflowName is the registered workflow type of every entity.
 	EntityWorkflowName = "ArtifactStateEntity"
 
-	// CommandSignalName is the one signal that carries every write. A single
-	// channel keeps commands in history order: the Go SDK buffers all signals
-	// of a workflow task before workflow code runs, so commands spread over
-	// several channels could be applied out of order (an "add to feed"
-	// followed by a "remove" must leave the artifact out of the feed).
+	// CommandUpdateName is the update that carries every write the API makes
+	// (history version 3 on): it is validated before it enters history and
+	// answers the state after the command. Its input is a CommandRequest, its
+	// result a CommandResult.
+	CommandUpdateName = "applyCommand"
+
+	// CommandSignalName is the signal that carried every write before
+	// history version 3; it still works (fire-and-forget). A single channel
+	// keeps signalled commands in history order: the Go SDK buffers all
+	// signals of a workflow task before workflow code runs, so commands
+	// spread over several channels could be applied out of order.
 	CommandSignalName = "command"
 
 	// QueryGetAllStates returns the whole State.
@@ -23,6 +31,20 @@ const (
 	QueryIsArtifactReadByUser = "isArtifactReadByUser"
 	// QueryIsArtifactInUserFeed returns State.ArtifactInUserFeed.
 	QueryIsArtifactInUserFeed = "isArtifactInUserFeed"
+)
+
+// Failure types of a rejected CommandUpdateName update (the validator's
+// temporal.ApplicationError type). A rejected update leaves no trace in
+// history.
+const (
+	// ErrTypeInvalidCommand: the command kind is unknown.
+	ErrTypeInvalidCommand = "InvalidCommand"
+	// ErrTypeVersionMismatch: CommandRequest.IfVersion is not the current
+	// version. The error's details hold the current State.
+	ErrTypeVersionMismatch = "VersionMismatch"
+	// ErrTypeIdempotencyKeyReused: the idempotency key was used before for a
+	// different command kind.
+	ErrTypeIdempotencyKeyReused = "IdempotencyKeyReused"
 )
 
 // Metrics the entity workflow emits through the SDK's metrics handler (not
@@ -59,3 +81,39 @@ func (k CommandKind) Valid() bool {
 type Command struct {
 	Kind CommandKind `json:"kind"`
 }
+
+// CommandRequest is the input of CommandUpdateName.
+type CommandRequest struct {
+	Kind CommandKind `json:"kind"`
+	// IdempotencyKey, when not empty, makes the command apply at most once:
+	// a request with a key the entity has seen answers the first request's
+	// result and applies nothing (see IdempotencyRecord for how long a key
+	// is remembered).
+	IdempotencyKey string `json:"idempotencyKey,omitempty"`
+	// IfVersion, when set, applies the command only if the entity's state
+	// has this version; otherwise the update is rejected with
+	// ErrTypeVersionMismatch.
+	IfVersion *uint64 `json:"ifVersion,omitempty"`
+}
+
+// CommandResult is the result of CommandUpdateName: the state right after
+// the command was applied.
+type CommandResult struct {
+	State State `json:"state"`
+}
+
+// Custom search attributes of the entities (history version 3 on), so
+// `temporal workflow list --query` and the Web UI find a user's entities and
+// the entities still on old code. They must be registered in the namespace
+// (`artifactstate migrate` does it; the dev server creates them); the API
+// sets them when it starts an entity unless temporal.searchAttributes is
+// off (user IDs are personal data).
+var (
+	// SearchAttributeUserID is the pair's user ID (Keyword).
+	SearchAttributeUserID = temporal.NewSearchAttributeKeyKeyword("ArtifactStateUserId")
+	// SearchAttributeArtifactID is the pair's artifact ID (Int).
+	SearchAttributeArtifactID = temporal.NewSearchAttributeKeyInt64("ArtifactStateArtifactId")
+	// SearchAttributeHistoryVersion is the HistoryVersion of the code that
+	// runs the entity's current run (Int).
+	SearchAttributeHistoryVersion = temporal.NewSearchAttributeKeyInt64("ArtifactStateHistoryVersion")
+)

@@ -8,10 +8,21 @@ const (
 	// flag changes (State.ArtifactReadChangedAt and
 	// State.ArtifactInUserFeedChangedAt). Runs of version 1 leave them zero.
 	ChangeFieldChangedAt = "field-changed-at"
+
+	// ChangeLocalProjection (history version 3): the projection first runs
+	// as a local activity in the workflow task that changed the state, and
+	// falls back to a regular activity on the read model's own task queue;
+	// projections carry the entity's projection clock as their write
+	// timestamp and delete only on a true→false change; a run paused on a
+	// rejected projection still continues as new when its history is due;
+	// every signalled command is decoded into a fresh value. Runs of
+	// versions 1 and 2 keep projecting with a regular activity on the
+	// entity's queue, timestamped with the state version.
+	ChangeLocalProjection = "local-projection"
 )
 
 // HistoryVersion names the shape of the histories the current code writes:
 // 1 + the number of change IDs above. The replay corpus files are named
 // v<HistoryVersion>-<scenario>.json.gz, so the corpus keeps one set of
 // histories per version that ever shipped.
-const HistoryVersion = 2
+const HistoryVersion = 3

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/artifactstate/artifactstate/internal/linearizability"
 	"github.com/artifactstate/artifactstate/internal/loadtest"
 )
 
@@ -27,23 +29,31 @@ const verifyConcurrency = 32
 
 type loadtestFlags struct {
 	target, scenario, namesFile, mix, out string
-	users, artifacts, concurrency         int
-	maxInFlight                           int
+	users, artifacts, pairs, concurrency  int
+	maxInFlight, readers, writers         int
 	ramp, duration, requestTimeout        time.Duration
-	convergeTimeout, progress             time.Duration
+	convergeTimeout, progress, linTimeout time.Duration
 	rate                                  float64
 	seed                                  uint64
 	noVerify, assumeFresh                 bool
 }
 
+var loadtestScenarios = []string{"gatling", "closed", "open", "newpairs", "hotpair"}
+
 // Which scenario each scenario-specific flag belongs to.
 var loadtestFlagScenarios = map[string][]string{
-	"ramp":          {"gatling"},
-	"concurrency":   {"closed"},
-	"duration":      {"closed", "open"},
-	"mix":           {"closed", "open"},
-	"rate":          {"open"},
-	"max-in-flight": {"open"},
+	"ramp":                    {"gatling"},
+	"users":                   {"gatling", "closed", "open"},
+	"artifacts":               {"gatling", "closed", "open"},
+	"pairs":                   {"closed", "open", "newpairs"},
+	"concurrency":             {"closed", "newpairs"},
+	"duration":                {"closed", "open", "hotpair"},
+	"mix":                     {"closed", "open"},
+	"rate":                    {"open"},
+	"max-in-flight":           {"open"},
+	"readers":                 {"hotpair"},
+	"writers":                 {"hotpair"},
+	"linearizability-timeout": {"hotpair"},
 }
 
 func newLoadtestCommand() *cobra.Command {
@@ -56,38 +66,58 @@ every acknowledged write is reflected in the final state, through the API's stro
 through the read model (Cassandra) once the projection converged.
 
 Scenarios:
-  gatling  the original Gatling scenario: --users virtual users (default 1000) started evenly
-           over --ramp (default 5m); each takes a random name and artifact ID in [0, --artifacts)
-           and calls setArtifactReadByUser, isArtifactReadByUser, setArtifactAddedToUserFeed,
-           isArtifactInUserFeed, setArtifactRemovedFromUserFeed and getAllStates in turn.
-  closed   maximum throughput: --concurrency workers call back to back for --duration.
-  open     constant arrival rate: --rate calls per second for --duration, never waiting for
-           answers; arrivals finding --max-in-flight calls running are dropped and counted.
+  gatling   the original Gatling scenario: --users virtual users (default 1000) started evenly
+            over --ramp (default 5m); each takes a random name and artifact ID in [0, --artifacts)
+            and calls setArtifactReadByUser, isArtifactReadByUser, setArtifactAddedToUserFeed,
+            isArtifactInUserFeed, setArtifactRemovedFromUserFeed and getAllStates in turn.
+  closed    maximum throughput: --concurrency workers (default 16) call back to back for
+            --duration.
+  open      constant arrival rate: --rate calls per second for --duration, never waiting for
+            answers; arrivals finding --max-in-flight calls running are dropped and counted.
+  newpairs  read after write on new pairs: --pairs pairs never written before (default 200),
+            --concurrency clients (default 32); each POSTs setArtifactAddedToUserFeed for its
+            pair and, once that answers {"success":true}, isArtifactInUserFeed for the same pair,
+            which must answer true. Reports failed reads by status and wrong answers; fails on
+            any failed write, failed read or wrong answer.
+  hotpair   one new pair, --readers clients (default 16) calling getAllStates,
+            isArtifactInUserFeed and isArtifactReadByUser in turn and --writers clients (default
+            4) sending the three commands in turn, back to back for --duration (default 30s).
+            Fails on any error (no call may answer other than 200) or if the history of every
+            call's invocation, response and answer is not linearizable (porcupine; the
+            visualization of a failure goes to --out/linearizability.html).
 
 closed and open draw calls by --mix (relative weights): write = one of the three commands,
 strong = getAllStates (GET and POST alternately), eventual = GET
 /v1/users/{userId}/artifacts/{artifactId}?consistency=eventual; on pairs drawn from --users
-names x [0, --artifacts).
+names x [0, --artifacts), or from --pairs N pairs (user i mod U, artifact i div U, U = --users).
 
 The summary goes to stdout (and, with --out DIR, report.txt, report.json and report.html with
 latency-over-time charts). Ctrl-C stops the load and still verifies and reports; a second
 Ctrl-C skips the verification. The exit code is non-zero when a call failed with a status
-other than 503/504 (or without an answer, other than a timeout), or the verification failed.`,
+other than 503/504 (or without an answer, other than a timeout), a check of the scenario failed
+or the verification failed. newpairs and hotpair write new pairs, so the verification also
+checks that flags never set are false (as --assume-fresh).`,
 		Example: `  artifactstate loadtest --users 200 --ramp 1m --out /tmp/lt
   artifactstate loadtest --scenario closed --concurrency 32 --duration 2m --mix write=50,strong=50
-  artifactstate loadtest --scenario open --rate 500 --duration 1m --max-in-flight 200`,
+  artifactstate loadtest --scenario open --rate 500 --duration 1m --max-in-flight 200
+  artifactstate loadtest --scenario newpairs --pairs 200 --concurrency 32
+  artifactstate loadtest --scenario hotpair --readers 16 --writers 4 --duration 30s --out /tmp/hot`,
 		Args: cobra.NoArgs,
 	}
 	f := cmd.Flags()
 	var o loadtestFlags
 	f.StringVar(&o.target, "target", "http://localhost:8082", "base URL of the API")
-	f.StringVar(&o.scenario, "scenario", "gatling", "gatling, closed or open")
+	f.StringVar(&o.scenario, "scenario", "gatling", strings.Join(loadtestScenarios, ", "))
 	f.IntVar(&o.users, "users", 0, "gatling: virtual users (default 1000); closed, open: distinct user IDs, taken from the names (default: all of them)")
+	f.IntVar(&o.pairs, "pairs", 0, "newpairs: new pairs to write and read back (default 200); closed, open: draw from this many pairs instead of users x artifacts")
 	f.DurationVar(&o.ramp, "ramp", 5*time.Minute, "gatling: start the users evenly over this long")
 	f.IntVar(&o.artifacts, "artifacts", loadtest.DefaultArtifacts, "artifact IDs are drawn from [0, N)")
 	f.StringVar(&o.namesFile, "names", "", "file of user IDs, one a line or the first column of a CSV (default: 363 common surnames)")
-	f.IntVar(&o.concurrency, "concurrency", 16, "closed: workers calling back to back")
-	f.DurationVar(&o.duration, "duration", time.Minute, "closed, open: how long to generate load")
+	f.IntVar(&o.concurrency, "concurrency", 16, "closed: workers calling back to back; newpairs: clients (default 32)")
+	f.DurationVar(&o.duration, "duration", time.Minute, "closed, open, hotpair (default 30s): how long to generate load")
+	f.IntVar(&o.readers, "readers", loadtest.DefaultHotPairReaders, "hotpair: clients reading the pair")
+	f.IntVar(&o.writers, "writers", loadtest.DefaultHotPairWriters, "hotpair: clients writing the pair")
+	f.DurationVar(&o.linTimeout, "linearizability-timeout", 10*time.Minute, "hotpair: bound on the linearizability check (a check that times out fails the run)")
 	f.Float64Var(&o.rate, "rate", 200, "open: calls started per second")
 	f.IntVar(&o.maxInFlight, "max-in-flight", 1000, "open: arrivals finding this many calls in flight are dropped (and counted)")
 	f.StringVar(&o.mix, "mix", loadtest.DefaultMix.String(), "closed, open: relative weights of write, strong and eventual calls")
@@ -126,15 +156,36 @@ func (o loadtestFlags) validate(cmd *cobra.Command) (*loadtestPlan, error) {
 	if _, err := loadtest.ParseTarget(o.target); err != nil {
 		bad("--target: %v", err)
 	}
-	switch o.scenario {
-	case "gatling", "closed", "open":
-		for _, name := range []string{"ramp", "concurrency", "duration", "mix", "rate", "max-in-flight"} {
+	if slices.Contains(loadtestScenarios, o.scenario) {
+		for _, name := range slices.Sorted(maps.Keys(loadtestFlagScenarios)) {
 			if scenarios := loadtestFlagScenarios[name]; changed(name) && !slices.Contains(scenarios, o.scenario) {
-				bad("--%s applies to --scenario %s only", name, strings.Join(scenarios, " or "))
+				bad("--%s applies to --scenario %s only", name, strings.Join(scenarios, ", "))
 			}
 		}
-	default:
-		bad("--scenario: must be gatling, closed or open, got %q", o.scenario)
+	} else {
+		bad("--scenario: must be one of %s, got %q", strings.Join(loadtestScenarios, ", "), o.scenario)
+	}
+	// Per-scenario defaults.
+	if o.scenario == "newpairs" && !changed("concurrency") {
+		p.concurrency = loadtest.DefaultNewPairsConcurrency
+	}
+	if o.scenario == "newpairs" && !changed("pairs") {
+		p.pairs = loadtest.DefaultNewPairs
+	}
+	if o.scenario == "hotpair" && !changed("duration") {
+		p.duration = loadtest.DefaultHotPairDuration
+	}
+	if o.pairs < 0 || (changed("pairs") && o.pairs == 0) {
+		bad("--pairs: must be at least 1, got %d", o.pairs)
+	}
+	if changed("pairs") && changed("artifacts") {
+		bad("--pairs and --artifacts both say which pairs to draw from: give one")
+	}
+	if o.readers < 0 || o.writers < 0 || o.readers+o.writers == 0 {
+		bad("--readers and --writers: must not be negative, and not both 0, got %d and %d", o.readers, o.writers)
+	}
+	if o.linTimeout <= 0 {
+		bad("--linearizability-timeout: must be positive, got %v", o.linTimeout)
 	}
 	p.names = loadtest.DefaultNames()
 	if o.namesFile != "" {
@@ -200,8 +251,7 @@ func (o loadtestFlags) validate(cmd *cobra.Command) (*loadtestPlan, error) {
 	if p.seed == 0 {
 		p.seed = rand.Uint64()
 	}
-	p.params = map[string]string{"seed": strconv.FormatUint(p.seed, 10), "artifacts": strconv.Itoa(p.artifacts),
-		"request-timeout": p.requestTimeout.String()}
+	p.params = map[string]string{"seed": strconv.FormatUint(p.seed, 10), "request-timeout": p.requestTimeout.String()}
 	switch p.scenario {
 	case "gatling":
 		p.params["users"] = strconv.Itoa(p.users)
@@ -211,11 +261,26 @@ func (o loadtestFlags) validate(cmd *cobra.Command) (*loadtestPlan, error) {
 	case "open":
 		p.params["rate"] = strconv.FormatFloat(p.rate, 'g', -1, 64)
 		p.params["max-in-flight"] = strconv.Itoa(p.maxInFlight)
+	case "newpairs":
+		p.params["pairs"] = strconv.Itoa(p.pairs)
+		p.params["concurrency"] = strconv.Itoa(p.concurrency)
+	case "hotpair":
+		p.params["readers"] = strconv.Itoa(p.readers)
+		p.params["writers"] = strconv.Itoa(p.writers)
+		p.params["duration"] = p.duration.String()
 	}
-	if p.scenario != "gatling" {
+	switch p.scenario {
+	case "gatling":
+		p.params["artifacts"] = strconv.Itoa(p.artifacts)
+	case "closed", "open":
 		p.params["user-ids"] = strconv.Itoa(p.users)
 		p.params["duration"] = p.duration.String()
 		p.params["mix"] = p.mixSet.String()
+		if p.pairs > 0 {
+			p.params["pairs"] = strconv.Itoa(p.pairs)
+		} else {
+			p.params["artifacts"] = strconv.Itoa(p.artifacts)
+		}
 	}
 	p.params["names"] = fmt.Sprintf("%d embedded", len(p.names))
 	if p.namesFile != "" {
@@ -242,10 +307,12 @@ func runLoadtest(ctx context.Context, p *loadtestPlan, stdout, stderr io.Writer)
 	switch p.scenario {
 	case "gatling":
 		conns = max(conns, p.users)
-	case "closed":
+	case "closed", "newpairs":
 		conns = max(conns, p.concurrency)
 	case "open":
 		conns = max(conns, p.maxInFlight)
+	case "hotpair":
+		conns = max(conns, p.readers+p.writers)
 	}
 	client, err := loadtest.NewClient(p.target, loadtest.ClientOptions{MaxConns: conns, Timeout: p.requestTimeout})
 	if err != nil {
@@ -258,7 +325,7 @@ func runLoadtest(ctx context.Context, p *loadtestPlan, stdout, stderr io.Writer)
 	if err := checkHealth(ctx, p.target); err != nil {
 		return err
 	}
-	if p.scenario != "gatling" && p.mixSet.Eventual > 0 {
+	if (p.scenario == "closed" || p.scenario == "open") && p.mixSet.Eventual > 0 {
 		probe, cancel := context.WithTimeout(ctx, 10*time.Second)
 		_, res := client.Eventual(probe, loadtest.Pair{UserID: p.names[0], ArtifactID: 0})
 		cancel()
@@ -304,25 +371,49 @@ func runLoadtest(ctx context.Context, p *loadtestPlan, stdout, stderr io.Writer)
 		}
 	}
 	fmt.Fprintf(stderr, "load test: %s against %s (seed %d)\n", p.scenario, client.Target(), p.seed)
-	var rep *loadtest.Report
+	var (
+		rep       *loadtest.Report
+		fresh     = p.assumeFresh // newpairs and hotpair write new pairs
+		loadEnded time.Time
+	)
 	switch p.scenario {
 	case "gatling":
 		g := &loadtest.Gatling{Client: client, Names: p.names, Artifacts: p.artifacts, Rand: rand.New(rand.NewPCG(p.seed, 0))}
 		rep = runner.Ramp(loadCtx, p.users, p.ramp, g.User)
-	case "closed":
-		m := loadtest.NewMixer(client, p.mixSet, loadtest.UserNames(p.names, p.users), p.artifacts, p.concurrency, p.seed)
-		rep = runner.Closed(loadCtx, p.concurrency, p.duration, m.Next)
-	case "open":
-		m := loadtest.NewMixer(client, p.mixSet, loadtest.UserNames(p.names, p.users), p.artifacts, 1, p.seed)
-		rep = runner.Open(loadCtx, p.rate, p.duration, p.maxInFlight, m.NextArrival)
+	case "closed", "open":
+		workers := p.concurrency
+		if p.scenario == "open" {
+			workers = 1
+		}
+		users := loadtest.UserNames(p.names, p.users)
+		m := loadtest.NewMixer(client, p.mixSet, users, p.artifacts, workers, p.seed)
+		if p.pairs > 0 {
+			m = loadtest.NewMixerOnPairs(client, p.mixSet, loadtest.PairList(users, p.pairs), workers, p.seed)
+		}
+		if p.scenario == "closed" {
+			rep = runner.Closed(loadCtx, p.concurrency, p.duration, m.Next)
+		} else {
+			rep = runner.Open(loadCtx, p.rate, p.duration, p.maxInFlight, m.NextArrival)
+		}
+	case "newpairs":
+		fresh = true
+		s := &loadtest.NewPairs{Client: client, Pairs: loadtest.NewPairIDs(p.names, loadtest.RunTag(p.seed), p.pairs)}
+		rep = s.Run(loadCtx, runner, p.concurrency)
+	case "hotpair":
+		fresh = true
+		if rep, loadEnded, err = runHotPair(loadCtx, p, client, runner, stderr); err != nil {
+			return err
+		}
 	}
-	loadEnded := time.Now()
+	if loadEnded.IsZero() {
+		loadEnded = time.Now()
+	}
 	rep.Scenario, rep.Target, rep.Params = p.scenario, client.Target(), p.params
 
 	if !p.noVerify {
 		fmt.Fprintf(stderr, "verifying the final state of the pairs written (read model: up to %v)\n", p.convergeTimeout)
 		rep.Verification = loadtest.Verify(verifyCtx, client, client.Ledger, loadtest.VerifyOptions{
-			Concurrency: verifyConcurrency, ConvergeTimeout: p.convergeTimeout, AssumeFresh: p.assumeFresh, LoadEnded: loadEnded})
+			Concurrency: verifyConcurrency, ConvergeTimeout: p.convergeTimeout, AssumeFresh: fresh, LoadEnded: loadEnded})
 	}
 
 	if err := rep.WriteText(stdout); err != nil {
@@ -334,17 +425,37 @@ func runLoadtest(ctx context.Context, p *loadtestPlan, stdout, stderr io.Writer)
 		}
 		fmt.Fprintf(stderr, "reports written to %s\n", filepath.Join(p.out, "report.{txt,json,html}"))
 	}
-	var failures []string
-	if n := rep.Total.NonRetriable; n > 0 {
-		failures = append(failures, fmt.Sprintf("%d calls failed with a non-retriable error", n))
-	}
-	if rep.Verification != nil && rep.Verification.Failed() {
-		failures = append(failures, "the verification failed")
-	}
-	if len(failures) > 0 {
+	if failures := rep.Failures(); len(failures) > 0 {
 		return errors.New("load test failed: " + strings.Join(failures, "; "))
 	}
 	return nil
+}
+
+// runHotPair runs the hot-pair scenario and checks its history, writing
+// the visualization of a failure to --out (or the temporary directory). It
+// returns when the load ended too.
+func runHotPair(ctx context.Context, p *loadtestPlan, client *loadtest.Client, runner *loadtest.Runner, stderr io.Writer) (*loadtest.Report, time.Time, error) {
+	h := &loadtest.HotPair{Client: client, Pair: loadtest.NewPairIDs(p.names, loadtest.RunTag(p.seed)+"hot", 1)[0],
+		Readers: p.readers, Writers: p.writers, Recorder: linearizability.NewRecorder()}
+	p.params["pair"] = fmt.Sprintf("(%q, %d)", h.Pair.UserID, h.Pair.ArtifactID)
+	h.Prepare()
+	rep := runner.Closed(ctx, h.Workers(), p.duration, h.Next)
+	ended := time.Now()
+	rep.ZeroErrors = true
+	history := h.Recorder.History()
+	visualization := filepath.Join(os.TempDir(), "artifactstate-linearizability-"+loadtest.RunTag(p.seed)+".html")
+	if p.out != "" {
+		visualization = filepath.Join(p.out, "linearizability.html")
+	}
+	fmt.Fprintf(stderr, "checking that the history of %d calls is linearizable (up to %v)\n", history.Len(), p.linTimeout)
+	started := time.Now()
+	lin, err := linearizability.Check(history, linearizability.Options{Timeout: p.linTimeout, Visualization: visualization})
+	if err != nil {
+		return nil, ended, err
+	}
+	fmt.Fprintf(stderr, "checked in %.1fs\n", time.Since(started).Seconds())
+	rep.Linearizability = lin
+	return rep, ended, nil
 }
 
 // checkHealth fails unless the API answers /healthz, so that a wrong

@@ -36,7 +36,7 @@ Configuration: defaults < --config YAML file < ARTIFACTSTATE_* environment < fla
 		SilenceErrors: true,
 	}
 	root.AddCommand(newAPICommand(), newWorkerCommand(), newDevCommand(), newMigrateCommand(), newLoadtestCommand(),
-		newRecordHistoriesCommand(), newReplayCommand(), newBenchCommand(), &cobra.Command{
+		newRecordHistoriesCommand(), newReplayCommand(), newBenchCommand(), newStuckCommand(), &cobra.Command{
 			Use:   "version",
 			Short: "Print the version and commit",
 			Args:  cobra.NoArgs,

@@ -7,6 +7,7 @@ import (
 	"github.com/artifactstate/artifactstate/internal/config"
 	"github.com/artifactstate/artifactstate/internal/ops"
 	"github.com/artifactstate/artifactstate/internal/readmodel"
+	"github.com/artifactstate/artifactstate/internal/reconcile"
 	"github.com/artifactstate/artifactstate/internal/temporalclient"
 	"github.com/artifactstate/artifactstate/worker"
 )
@@ -32,7 +33,7 @@ func newWorkerCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return runApp(cfg, logger, temporalclient.Module, readmodel.Module, worker.Module, auth.Module, ops.Module)
+		return runApp(cfg, logger, temporalclient.Module, readmodel.Module, worker.Module, reconcile.Module, auth.Module, ops.Module)
 	}
 	return cmd
 }

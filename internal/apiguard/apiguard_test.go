@@ -15,16 +15,16 @@ import (
 	"github.com/artifactstate/artifactstate/internal/auth"
 	"github.com/artifactstate/artifactstate/internal/auth/authtest"
 	"github.com/artifactstate/artifactstate/internal/config"
-	"github.com/artifactstate/artifactstate/internal/memstore"
+	"github.com/artifactstate/artifactstate/internal/entitiestest"
 	"github.com/artifactstate/artifactstate/server"
 )
 
 // api serves the real API handler, guarded as the api role guards it, over
 // an in-memory entity store.
-func api(t *testing.T, cfg config.API, a *auth.Authenticator) (*httptest.Server, *memstore.Entities) {
+func api(t *testing.T, cfg config.API, a *auth.Authenticator) (*httptest.Server, *entitiestest.Entities) {
 	t.Helper()
 	g := apiguard.New(cfg, a)
-	m := memstore.New()
+	m := entitiestest.New()
 	srv := httptest.NewServer(server.NewHandler(cfg, server.Deps{Entities: m, Middleware: g.Middleware, Authorize: g.Authorize,
 		Logger: slog.New(slog.DiscardHandler)}))
 	t.Cleanup(srv.Close)

@@ -1,9 +1,11 @@
 // Package bench puts numbers on the design (`artifactstate bench`): on one
 // embedded Temporal server, at one concurrency, it measures the raw SDK
 // ceiling (SignalWithStart and QueryWorkflow in a plain loop) against the
-// HTTP API (writes, strong reads, eventual reads from Cassandra), then the
-// memory a worker spends per cached entity and the cost of a query to an
-// evicted entity by history length. docs/benchmarks.md records the results.
+// HTTP API (writes, strong reads, eventual reads from Cassandra), new pairs
+// written then read at once, one hot pair under concurrent readers and
+// writers (its history checked for linearizability), then the memory a
+// worker spends per cached entity and the cost of a query to an evicted
+// entity by history length. docs/benchmarks.md records the results.
 package bench
 
 import (
@@ -47,8 +49,14 @@ type Options struct {
 	HistoryEvents []int
 	// DatabaseFile keeps Temporal on SQLite on disk (empty: in memory).
 	DatabaseFile string
-	Logger       *slog.Logger
-	Out          io.Writer // progress lines
+	// NewPairs new pairs are written and read back at once by
+	// NewPairsConcurrency clients (0: skip).
+	NewPairs, NewPairsConcurrency int
+	// HotReaders and HotWriters work one hot pair for Duration (both 0:
+	// skip).
+	HotReaders, HotWriters int
+	Logger                 *slog.Logger
+	Out                    io.Writer // progress lines
 }
 
 // env is the system under test, in one process.
@@ -57,7 +65,7 @@ type env struct {
 	cfg    config.Config
 	srv    *devserver.Server
 	client client.Client
-	worker sdkworker.Worker
+	worker *worker.Worker
 	api    *http.Server
 	apiURL string
 	store  *readmodel.Store
@@ -118,7 +126,7 @@ func start(ctx context.Context, o Options) (*env, error) {
 	}
 	e.apiURL = "http://" + ln.Addr().String()
 	e.api = &http.Server{Handler: server.NewHandler(e.cfg.API, server.Deps{
-		Entities: entities.New(e.client, e.cfg.Temporal.TaskQueue, o.Logger), ReadModel: rm, Logger: o.Logger})}
+		Entities: entities.New(e.client, entities.Options{Namespace: e.cfg.Temporal.Namespace, TaskQueue: e.cfg.Temporal.TaskQueue}, o.Logger), ReadModel: rm, Logger: o.Logger})}
 	go func() {
 		if err := e.api.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			o.Logger.Error("bench API server", "error", err)
@@ -158,6 +166,10 @@ type Phase struct {
 }
 
 func phaseOf(name string, r *loadtest.Report) Phase {
-	return Phase{Name: name, Throughput: r.Total.Throughput, P50: r.Total.Latency.P50, P99: r.Total.Latency.P99,
-		Errors: r.Total.Errors, Count: r.Total.Count}
+	return callPhase(name, r.Total)
+}
+
+// callPhase is one call's figures as a phase.
+func callPhase(name string, c loadtest.CallStats) Phase {
+	return Phase{Name: name, Throughput: c.Throughput, P50: c.Latency.P50, P99: c.Latency.P99, Errors: c.Errors, Count: c.Count}
 }

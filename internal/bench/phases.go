@@ -15,6 +15,7 @@ import (
 
 	"github.com/artifactstate/artifactstate/internal/entities"
 	"github.com/artifactstate/artifactstate/internal/entityid"
+	"github.com/artifactstate/artifactstate/internal/linearizability"
 	"github.com/artifactstate/artifactstate/internal/loadtest"
 	"github.com/artifactstate/artifactstate/worker"
 	"github.com/artifactstate/artifactstate/workflows"
@@ -35,8 +36,30 @@ type Results struct {
 		StrongReadToRawQuery float64 `json:"strongReadToRawQuery"`
 		EventualToStrongRead float64 `json:"eventualToStrongRead,omitempty"`
 	} `json:"ratios"`
-	Memory  *Memory        `json:"memory,omitempty"`
-	Evicted []EvictedQuery `json:"evictedQuery,omitempty"`
+	NewPairs *NewPairs      `json:"newPairs,omitempty"`
+	HotPair  *HotPair       `json:"hotPair,omitempty"`
+	Memory   *Memory        `json:"memory,omitempty"`
+	Evicted  []EvictedQuery `json:"evictedQuery,omitempty"`
+}
+
+// NewPairs is the new-pairs phase: each client writes a new pair and reads
+// it back at once (phases "new pair: write" and "new pair: read at once").
+type NewPairs struct {
+	Pairs        int         `json:"pairs"`
+	Concurrency  int         `json:"concurrency"`
+	WritesFailed int         `json:"writesFailed"`
+	FailedReads  map[int]int `json:"failedReadsByStatus,omitempty"`
+	WrongAnswers int         `json:"wrongAnswers"`
+}
+
+// HotPair is the hot-pair phase (phases "hot pair: read" and "hot pair:
+// write"): its history's linearizability verdict.
+type HotPair struct {
+	Readers       int    `json:"readers"`
+	Writers       int    `json:"writers"`
+	Operations    int    `json:"operations"`
+	UnknownWrites int    `json:"unknownWrites"`
+	Verdict       string `json:"linearizability"`
 }
 
 // Memory held by the worker for cached idle entities: heap, and goroutine
@@ -87,6 +110,16 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 	}
 	if err := e.throughput(ctx, res); err != nil {
 		return res, err
+	}
+	if o.NewPairs > 0 {
+		if err := e.newPairs(ctx, res); err != nil {
+			return res, err
+		}
+	}
+	if o.HotReaders+o.HotWriters > 0 {
+		if err := e.hotPair(ctx, res); err != nil {
+			return res, err
+		}
 	}
 	if len(o.HistoryEvents) > 0 {
 		if err := e.evicted(ctx, res); err != nil {
@@ -156,10 +189,13 @@ func (e *env) quiesce(ctx context.Context, ents *entities.Client) {
 
 func (e *env) throughput(ctx context.Context, res *Results) error {
 	o := e.opts
-	ents := entities.New(e.client, e.cfg.Temporal.TaskQueue, o.Logger)
+	ents := entities.New(e.client, entities.Options{Namespace: e.cfg.Temporal.Namespace, TaskQueue: e.cfg.Temporal.TaskQueue}, o.Logger)
 	t0 := time.Now()
 	if err := parallel(ctx, o.Concurrency, o.Pairs, func(ctx context.Context, i int) error {
-		return retry(ctx, func() error { return ents.Apply(ctx, e.pair(i), workflows.SetArtifactReadByUser) })
+		return retry(ctx, func() error {
+			_, err := ents.Apply(ctx, e.pair(i), entities.Command{Kind: workflows.SetArtifactReadByUser})
+			return err
+		})
 	}); err != nil {
 		return err
 	}
@@ -229,24 +265,92 @@ func (e *env) throughput(ctx context.Context, res *Results) error {
 	return nil
 }
 
+// newPairs writes NewPairs new pairs and reads each back as soon as its
+// write is acknowledged: a new entity's first workflow task must complete
+// before a query to it runs.
+func (e *env) newPairs(ctx context.Context, res *Results) error {
+	o := e.opts
+	api, err := loadtest.NewClient(e.apiURL, loadtest.ClientOptions{MaxConns: o.NewPairsConcurrency, Timeout: time.Minute})
+	if err != nil {
+		return err
+	}
+	defer api.Close()
+	s := &loadtest.NewPairs{Client: api, Pairs: loadtest.NewPairIDs([]string{"bench-new"}, loadtest.RunTag(uint64(time.Now().UnixNano())), o.NewPairs)}
+	rep := s.Run(ctx, &loadtest.Runner{}, o.NewPairsConcurrency)
+	raw := rep.ReadAfterWrite
+	res.NewPairs = &NewPairs{Pairs: raw.Pairs, Concurrency: o.NewPairsConcurrency, WritesFailed: raw.WritesFailed,
+		FailedReads: raw.FailedReadsByStatus, WrongAnswers: raw.WrongAnswers}
+	for _, c := range []struct{ name, call string }{{"new pair: write", loadtest.CallAddToFeed}, {"new pair: read at once", loadtest.CallIsInFeed}} {
+		p := callPhase(c.name, rep.Call(c.call))
+		res.Phases = append(res.Phases, p)
+		o.logf("%-28s %8.0f/s  p50 %6.1f ms  p99 %6.1f ms  errors %d", p.Name, p.Throughput, p.P50, p.P99, p.Errors)
+	}
+	o.logf("new pairs: %d, %d concurrent: %d writes failed, %d reads failed %v, %d wrong answers",
+		raw.Pairs, o.NewPairsConcurrency, raw.WritesFailed, raw.FailedReads(), raw.FailedReadsByStatus, raw.WrongAnswers)
+	return nil
+}
+
+// hotPair runs HotReaders readers and HotWriters writers on one new pair
+// for Duration and checks the history for linearizability.
+func (e *env) hotPair(ctx context.Context, res *Results) error {
+	o := e.opts
+	api, err := loadtest.NewClient(e.apiURL, loadtest.ClientOptions{MaxConns: o.HotReaders + o.HotWriters, Timeout: time.Minute})
+	if err != nil {
+		return err
+	}
+	defer api.Close()
+	h := &loadtest.HotPair{Client: api, Pair: loadtest.NewPairIDs([]string{"bench-hot"}, loadtest.RunTag(uint64(time.Now().UnixNano())), 1)[0],
+		Readers: o.HotReaders, Writers: o.HotWriters, Recorder: linearizability.NewRecorder()}
+	h.Prepare()
+	// One name per side, so that the report aggregates reads and writes.
+	rep := loadtest.RunClosed(ctx, h.Workers(), o.Duration, func(w int) loadtest.Op {
+		op := h.Next(w)
+		op.Call = "hot pair: read"
+		if w >= h.Readers {
+			op.Call = "hot pair: write"
+		}
+		return op
+	})
+	for _, name := range []string{"hot pair: read", "hot pair: write"} {
+		if st := rep.Call(name); st.Count > 0 {
+			p := callPhase(name, st)
+			res.Phases = append(res.Phases, p)
+			o.logf("%-28s %8.0f/s  p50 %6.1f ms  p99 %6.1f ms  errors %d", p.Name, p.Throughput, p.P50, p.P99, p.Errors)
+		}
+	}
+	lin, err := linearizability.Check(h.Recorder.History(), linearizability.Options{Timeout: 10 * time.Minute})
+	if err != nil {
+		return err
+	}
+	hp := &HotPair{Readers: o.HotReaders, Writers: o.HotWriters, Verdict: string(linearizability.Linearizable)}
+	for _, p := range lin.Pairs {
+		hp.Operations += p.Operations
+		hp.UnknownWrites += p.UnknownWrites
+		hp.Verdict = string(p.Verdict)
+	}
+	res.HotPair = hp
+	o.logf("hot pair: %d readers, %d writers: %s", o.HotReaders, o.HotWriters, lin)
+	return nil
+}
+
 // evicted measures queries to evicted entities by history length, on a
 // queue whose worker never continues as new.
 func (e *env) evicted(ctx context.Context, res *Results) error {
 	o := e.opts
 	const queue = "bench-long-history"
 	w := sdkworker.New(e.client, queue, sdkworker.Options{})
-	worker.Register(w, workflows.Options{}, nil) // no budget: histories grow
+	worker.RegisterWorkflows(w, workflows.Options{}) // no budget: histories grow
 	if err := w.Start(); err != nil {
 		return err
 	}
 	defer w.Stop()
-	ents := entities.New(e.client, queue, o.Logger)
+	ents := entities.New(e.client, entities.Options{Namespace: e.cfg.Temporal.Namespace, TaskQueue: queue}, o.Logger)
 	for _, target := range o.HistoryEvents {
 		k := entityid.Key{UserID: "long-history", ArtifactID: int64(target)}
 		events := int64(0)
 		for n := 0; events < int64(target); n++ {
 			kind := []workflows.CommandKind{workflows.SetArtifactAddedToUserFeed, workflows.SetArtifactRemovedFromUserFeed}[n%2]
-			if err := ents.Apply(ctx, k, kind); err != nil {
+			if _, err := ents.Apply(ctx, k, entities.Command{Kind: kind}); err != nil {
 				return err
 			}
 			if n%50 == 0 {
@@ -264,7 +368,7 @@ func (e *env) evicted(ctx context.Context, res *Results) error {
 		for range 7 {
 			// A write's workflow task puts the entity back in the cache (a
 			// query alone replays it without caching it).
-			if err := ents.Apply(ctx, k, workflows.SetArtifactReadByUser); err != nil {
+			if _, err := ents.Apply(ctx, k, entities.Command{Kind: workflows.SetArtifactReadByUser}); err != nil {
 				return err
 			}
 			if _, err := ents.State(ctx, k); err != nil {
@@ -293,7 +397,7 @@ func (e *env) evicted(ctx context.Context, res *Results) error {
 // heap with the worker's cache full and purged.
 func (e *env) memory(ctx context.Context, res *Results) error {
 	o := e.opts
-	ents := entities.New(e.client, e.cfg.Temporal.TaskQueue, o.Logger)
+	ents := entities.New(e.client, entities.Options{Namespace: e.cfg.Temporal.Namespace, TaskQueue: e.cfg.Temporal.TaskQueue}, o.Logger)
 	key := func(i int) entityid.Key {
 		return entityid.Key{UserID: "idle-" + fmt.Sprint(i%1000), ArtifactID: int64(i)}
 	}
@@ -318,7 +422,10 @@ func (e *env) memory(ctx context.Context, res *Results) error {
 	}()
 	if err := parallel(ctx, o.Concurrency, o.IdleEntities, func(ctx context.Context, i int) error {
 		defer done.Add(1)
-		return retry(ctx, func() error { return ents.Apply(ctx, key(i), workflows.SetArtifactReadByUser) })
+		return retry(ctx, func() error {
+			_, err := ents.Apply(ctx, key(i), entities.Command{Kind: workflows.SetArtifactReadByUser})
+			return err
+		})
 	}); err != nil {
 		return err
 	}

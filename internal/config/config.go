@@ -160,6 +160,12 @@ type Temporal struct {
 	TLS        TLS    `yaml:"tls" envPrefix:"TLS_"`
 	// Encryption of the payloads written into Temporal.
 	Encryption Encryption `yaml:"encryption" envPrefix:"ENCRYPTION_"`
+	// SearchAttributes starts every entity with the custom search attributes
+	// ArtifactStateUserId, ArtifactStateArtifactId and
+	// ArtifactStateHistoryVersion, so operators can list a user's entities;
+	// off keeps user IDs out of Temporal's visibility store (they remain in
+	// workflow IDs). `artifactstate migrate` registers them.
+	SearchAttributes bool `yaml:"searchAttributes" env:"SEARCH_ATTRIBUTES"`
 	// Compression of gRPC requests: gzip (the SDK's default, for slow or
 	// metered links such as Temporal Cloud) or none (saves CPU next to the
 	// cluster; the dev role uses none).
@@ -209,15 +215,36 @@ type Worker struct {
 	// continues as new (0: only when the server suggests it).
 	MaxHistoryEvents int `yaml:"maxHistoryEvents" env:"MAX_HISTORY_EVENTS"`
 	// StickyCacheSize is how many entities the worker keeps in memory.
-	StickyCacheSize            int `yaml:"stickyCacheSize" env:"STICKY_CACHE_SIZE"`
-	WorkflowTaskPollers        int `yaml:"workflowTaskPollers" env:"WORKFLOW_TASK_POLLERS"`
-	ActivityTaskPollers        int `yaml:"activityTaskPollers" env:"ACTIVITY_TASK_POLLERS"`
-	MaxConcurrentWorkflowTasks int `yaml:"maxConcurrentWorkflowTasks" env:"MAX_CONCURRENT_WORKFLOW_TASKS"`
-	MaxConcurrentActivities    int `yaml:"maxConcurrentActivities" env:"MAX_CONCURRENT_ACTIVITIES"`
+	StickyCacheSize int `yaml:"stickyCacheSize" env:"STICKY_CACHE_SIZE"`
+	// PollerBehavior is autoscaling (the SDK grows and shrinks the pollers
+	// of each queue between 1 and WorkflowTaskPollers/ActivityTaskPollers,
+	// and keeps polling the entity queue while the worker's sticky queue has
+	// a backlog) or simple (a fixed number; under load every poll can move
+	// to the sticky queue and new entities' first tasks wait for seconds).
+	PollerBehavior string `yaml:"pollerBehavior" env:"POLLER_BEHAVIOR"`
+	// WorkflowTaskPollers and ActivityTaskPollers are the maximum number of
+	// pollers per queue (autoscaling) or the fixed number (simple).
+	WorkflowTaskPollers int `yaml:"workflowTaskPollers" env:"WORKFLOW_TASK_POLLERS"`
+	ActivityTaskPollers int `yaml:"activityTaskPollers" env:"ACTIVITY_TASK_POLLERS"`
+	// StickyScheduleToStartTimeout is how long a task for an entity cached
+	// on this worker waits for it before going to any worker: it bounds the
+	// extra latency of reads and writes of entities cached on a worker that
+	// died.
+	StickyScheduleToStartTimeout time.Duration `yaml:"stickyScheduleToStartTimeout" env:"STICKY_SCHEDULE_TO_START_TIMEOUT"`
+	// DeadlockDetectionTimeout fails a workflow task whose code does not
+	// yield for this long (the SDK's default, 1 s, also fired on a healthy
+	// worker whose CPU was starved, failing reads).
+	DeadlockDetectionTimeout   time.Duration `yaml:"deadlockDetectionTimeout" env:"DEADLOCK_DETECTION_TIMEOUT"`
+	MaxConcurrentWorkflowTasks int           `yaml:"maxConcurrentWorkflowTasks" env:"MAX_CONCURRENT_WORKFLOW_TASKS"`
+	MaxConcurrentActivities    int           `yaml:"maxConcurrentActivities" env:"MAX_CONCURRENT_ACTIVITIES"`
 	// Identity names this worker in histories; empty means host@pid.
 	Identity string `yaml:"identity" env:"IDENTITY"`
 	// StopTimeout bounds the wait for running activities on shutdown.
 	StopTimeout time.Duration `yaml:"stopTimeout" env:"STOP_TIMEOUT"`
+	// ReconcileInterval is how often the worker looks for entities closed by
+	// an operator (or failed) and starts them again from their last state,
+	// before the namespace's retention deletes that state; 0 turns it off.
+	ReconcileInterval time.Duration `yaml:"reconcileInterval" env:"RECONCILE_INTERVAL"`
 }
 
 // Cassandra configures the read model the projection writes and the list
@@ -263,9 +290,18 @@ type Replication struct {
 // from RetryInitialInterval to RetryMaxInterval, so the read model catches up
 // within about RetryMaxInterval of Cassandra's return.
 type Projection struct {
+	// LocalTimeout bounds the first attempt, made inside the workflow task
+	// that changed the state (a local activity); 0 skips it. When it fails,
+	// a regular activity on the queue <temporal.taskQueue>-projection
+	// retries with the settings below.
+	LocalTimeout         time.Duration `yaml:"localTimeout" env:"LOCAL_TIMEOUT"`
 	Timeout              time.Duration `yaml:"timeout" env:"TIMEOUT"`
 	RetryInitialInterval time.Duration `yaml:"retryInitialInterval" env:"RETRY_INITIAL_INTERVAL"`
 	RetryMaxInterval     time.Duration `yaml:"retryMaxInterval" env:"RETRY_MAX_INTERVAL"`
+	// RejectedPause is how long an entity waits after the read model
+	// rejected a projection (schema missing, permissions) before it tries
+	// again, if no new change wakes it first.
+	RejectedPause time.Duration `yaml:"rejectedPause" env:"REJECTED_PAUSE"`
 }
 
 // Dev configures the embedded Temporal server of the dev role.
@@ -290,10 +326,11 @@ func Default() Config {
 	return Config{
 		Log: Log{Level: "info"},
 		Temporal: Temporal{
-			Address:     "127.0.0.1:7233",
-			Namespace:   "default",
-			TaskQueue:   "artifactstate-entities",
-			Compression: "gzip",
+			Address:          "127.0.0.1:7233",
+			Namespace:        "default",
+			TaskQueue:        "artifactstate-entities",
+			Compression:      "gzip",
+			SearchAttributes: true,
 		},
 		API: API{
 			ListenAddress:            ":8082",
@@ -309,13 +346,16 @@ func Default() Config {
 			MaxInFlightTemporalCalls: 1000,
 		},
 		Worker: Worker{
-			MaxHistoryEvents:           2000,
-			StickyCacheSize:            10000,
-			WorkflowTaskPollers:        4,
-			ActivityTaskPollers:        2,
-			MaxConcurrentWorkflowTasks: 200,
-			MaxConcurrentActivities:    200,
-			StopTimeout:                10 * time.Second,
+			MaxHistoryEvents:             2000,
+			StickyCacheSize:              10000,
+			PollerBehavior:               "autoscaling",
+			WorkflowTaskPollers:          100,
+			ActivityTaskPollers:          20,
+			StickyScheduleToStartTimeout: 2 * time.Second,
+			DeadlockDetectionTimeout:     5 * time.Second,
+			MaxConcurrentWorkflowTasks:   200,
+			MaxConcurrentActivities:      200,
+			StopTimeout:                  10 * time.Second,
 		},
 		Cassandra: Cassandra{
 			Keyspace:       "artifactstate",
@@ -324,9 +364,11 @@ func Default() Config {
 			Timeout:        5 * time.Second,
 			Replication:    Replication{Class: "SimpleStrategy", ReplicationFactor: 1},
 			Projection: Projection{
+				LocalTimeout:         2 * time.Second,
 				Timeout:              10 * time.Second,
 				RetryInitialInterval: time.Second,
 				RetryMaxInterval:     30 * time.Second,
+				RejectedPause:        10 * time.Minute,
 			},
 		},
 		Admin:   Admin{ListenAddress: ":9090"},
@@ -471,6 +513,7 @@ func (c Config) Validate() error {
 	if c.Temporal.APIKey != "" && !c.Temporal.TLS.Enabled {
 		bad("temporal.apiKey", "needs temporal.tls.enabled: true (the key must not travel in clear)")
 	}
+	errs = append(errs, c.Temporal.TLS.validate("temporal.tls")...)
 	if c.Temporal.APIKeyFile != "" {
 		if c.Temporal.APIKey != "" {
 			bad("temporal.apiKeyFile", "set temporal.apiKey or temporal.apiKeyFile, not both")
@@ -479,25 +522,7 @@ func (c Config) Validate() error {
 			bad("temporal.apiKeyFile", "needs temporal.tls.enabled: true (the key must not travel in clear)")
 		}
 	}
-	if (c.Temporal.TLS.CertFile == "") != (c.Temporal.TLS.KeyFile == "") {
-		bad("temporal.tls", "certFile and keyFile go together")
-	}
 	for _, f := range []struct{ key, path string }{
-		{"temporal.tls.caFile", c.Temporal.TLS.CAFile},
-		{"temporal.tls.certFile", c.Temporal.TLS.CertFile},
-		{"temporal.tls.keyFile", c.Temporal.TLS.KeyFile},
-	} {
-		if f.path == "" {
-			continue
-		}
-		if !c.Temporal.TLS.Enabled {
-			bad(f.key, "is set but temporal.tls.enabled is false")
-		}
-	}
-	for _, f := range []struct{ key, path string }{
-		{"temporal.tls.caFile", c.Temporal.TLS.CAFile},
-		{"temporal.tls.certFile", c.Temporal.TLS.CertFile},
-		{"temporal.tls.keyFile", c.Temporal.TLS.KeyFile},
 		{"temporal.apiKeyFile", c.Temporal.APIKeyFile},
 		{"temporal.encryption.keysFile", c.Temporal.Encryption.KeysFile},
 		{"api.tls.certFile", c.API.TLS.CertFile},
@@ -573,6 +598,9 @@ func (c Config) Validate() error {
 	default:
 		bad("privacy.userIds", "must be raw, hash or drop, got %q", c.Privacy.UserIDs)
 	}
+	if c.Worker.ReconcileInterval < 0 {
+		bad("worker.reconcileInterval", "must be 0 (off) or a positive duration, got %v", c.Worker.ReconcileInterval)
+	}
 	if c.API.MaxBodyBytes < 256 {
 		bad("api.maxBodyBytes", "must be at least 256, got %d", c.API.MaxBodyBytes)
 	}
@@ -585,6 +613,13 @@ func (c Config) Validate() error {
 		}
 	}
 	atLeast("worker.stickyCacheSize", c.Worker.StickyCacheSize, 0)
+	switch c.Worker.PollerBehavior {
+	case "autoscaling", "simple":
+	default:
+		bad("worker.pollerBehavior", "must be autoscaling or simple, got %q", c.Worker.PollerBehavior)
+	}
+	positive("worker.stickyScheduleToStartTimeout", c.Worker.StickyScheduleToStartTimeout)
+	positive("worker.deadlockDetectionTimeout", c.Worker.DeadlockDetectionTimeout)
 	atLeast("worker.workflowTaskPollers", c.Worker.WorkflowTaskPollers, 2)
 	atLeast("worker.activityTaskPollers", c.Worker.ActivityTaskPollers, 1)
 	atLeast("worker.maxConcurrentWorkflowTasks", c.Worker.MaxConcurrentWorkflowTasks, 2)
@@ -672,7 +707,10 @@ func (a Auth) validate() []error {
 
 var keyspaceName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,47}$`)
 
-var consistencies = []string{"ANY", "ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE"}
+// consistencies are those valid for both reads and writes (ANY is for
+// writes only: every read would fail; EACH_QUORUM is not supported for
+// reads either).
+var consistencies = []string{"ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "LOCAL_ONE"}
 
 func (c Cassandra) validate() []error {
 	var errs []error
@@ -692,21 +730,23 @@ func (c Cassandra) validate() []error {
 		bad("keyspace", "must be lower-case letters, digits and _ (starting with a letter, at most 48), got %q", c.Keyspace)
 	}
 	if !slices.Contains(consistencies, c.Consistency) {
-		bad("consistency", "must be one of %s, got %q", strings.Join(consistencies, ", "), c.Consistency)
+		bad("consistency", "must be one of %s (it serves reads and writes), got %q", strings.Join(consistencies, ", "), c.Consistency)
 	}
 	if (c.Username == "") != (c.Password == "") {
 		bad("username", "username and password go together")
 	}
-	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		bad("tls", "certFile and keyFile go together")
-	}
+	errs = append(errs, c.TLS.validate("cassandra.tls")...)
 	for name, d := range map[string]time.Duration{
 		"connectTimeout": c.ConnectTimeout, "timeout": c.Timeout, "projection.timeout": c.Projection.Timeout,
 		"projection.retryInitialInterval": c.Projection.RetryInitialInterval, "projection.retryMaxInterval": c.Projection.RetryMaxInterval,
+		"projection.rejectedPause": c.Projection.RejectedPause,
 	} {
 		if d <= 0 {
 			bad(name, "must be a positive duration, got %v", d)
 		}
+	}
+	if c.Projection.LocalTimeout < 0 || c.Projection.LocalTimeout > 5*time.Second {
+		bad("projection.localTimeout", "must be between 0 (no local attempt) and 5s (it holds the workflow task open), got %v", c.Projection.LocalTimeout)
 	}
 	if c.Projection.RetryMaxInterval < c.Projection.RetryInitialInterval {
 		bad("projection.retryMaxInterval", "must not be below projection.retryInitialInterval")
@@ -729,6 +769,31 @@ func (c Cassandra) validate() []error {
 		bad("replication.class", "must be SimpleStrategy or NetworkTopologyStrategy, got %q", c.Replication.Class)
 	}
 	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return errs
+}
+
+// validate checks TLS settings under the key prefix: cert and key together,
+// files that exist, and no file without enabled.
+func (t TLS) validate(prefix string) []error {
+	var errs []error
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		errs = append(errs, fmt.Errorf("%s: certFile and keyFile go together", prefix))
+	}
+	for _, f := range []struct{ key, path string }{
+		{prefix + ".caFile", t.CAFile},
+		{prefix + ".certFile", t.CertFile},
+		{prefix + ".keyFile", t.KeyFile},
+	} {
+		if f.path == "" {
+			continue
+		}
+		if !t.Enabled {
+			errs = append(errs, fmt.Errorf("%s: is set but %s.enabled is false", f.key, prefix))
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %v", f.key, err))
+		}
+	}
 	return errs
 }
 

@@ -151,3 +151,28 @@ func TestLoopback(t *testing.T) {
 		require.Equal(t, want, Loopback(in), in)
 	}
 }
+
+// Cassandra settings that cannot work are refused at start-up: ANY fails
+// every read, and TLS files are checked as Temporal's are.
+func TestCassandraSettingsThatCannotWork(t *testing.T) {
+	t.Parallel()
+	cfg := Default()
+	cfg.Cassandra.Hosts = []string{"127.0.0.1"}
+	cfg.Cassandra.Consistency = "ANY"
+	cfg.Cassandra.TLS.CAFile = "/no/such/ca.pem"
+	cfg.Cassandra.TLS.CertFile = "/no/such/cert.pem"
+	cfg.Cassandra.Projection.LocalTimeout = time.Minute
+	cfg.Worker.PollerBehavior = "eager"
+	err := cfg.Validate()
+	require.Error(t, err)
+	for _, want := range []string{
+		"cassandra.consistency: must be one of",
+		"cassandra.tls: certFile and keyFile go together",
+		"cassandra.tls.caFile: is set but cassandra.tls.enabled is false",
+		"cassandra.tls.caFile: stat /no/such/ca.pem: no such file or directory",
+		"cassandra.projection.localTimeout: must be between 0",
+		"worker.pollerBehavior: must be autoscaling or simple",
+	} {
+		require.Contains(t, err.Error(), want)
+	}
+}

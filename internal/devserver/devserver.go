@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -28,6 +29,9 @@ import (
 	sqliteplugin "go.temporal.io/server/common/persistence/sql/sqlplugin/sqlite"
 	sqliteschema "go.temporal.io/server/schema/sqlite"
 	"go.temporal.io/server/temporal"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/artifactstate/artifactstate/internal/searchattr"
 )
 
 // Options configure an embedded server.
@@ -54,6 +58,15 @@ type Options struct {
 	// CodecEndpoint is the payload codec the Web UI decodes payloads with
 	// (the admin listener's /codec), empty for none.
 	CodecEndpoint string
+	// HistoryShards is the number of history shards of a new database (an
+	// existing one keeps its own); 0 means 1.
+	HistoryShards int32
+	// Retention is how long Temporal keeps the history of a closed workflow
+	// in namespaces this server creates; 0 means 24 hours.
+	Retention time.Duration
+	// SQLiteConnections is the size of the connection pool to a database
+	// file (WAL allows concurrent readers beside the one writer); 0 means 1.
+	SQLiteConnections int
 }
 
 // TLS configures the frontend's TLS. The server's own clients (its system
@@ -73,15 +86,36 @@ type TLS struct {
 	SystemCertFile, SystemKeyFile string
 }
 
+// FilePragmas are the SQLite pragmas of a database file, as the keys
+// Temporal's SQLite plugin passes on (an unknown key becomes a pragma of that
+// name, which SQLite ignores: read them back from the live database, as the
+// tests do). WAL with synchronous=NORMAL survives a crash of the process (an
+// acknowledged write is in the operating system's cache) but not a power
+// loss or kernel crash, which may lose the last transactions, like
+// Cassandra's default periodic commit log; it is several times faster than
+// the default rollback journal, which syncs every transaction. busy_timeout
+// makes a connection wait for the writer's lock instead of failing.
+var FilePragmas = map[string]string{
+	"journal_mode": "wal",
+	"synchronous":  "normal",
+	"busy_timeout": "10000",
+}
+
 // devDynamicConfig lifts the per-host rate limits a production cluster
 // spreads over many hosts (matching.rps is 1200 by default): in one process
 // every call lands on one host, and the limits, not the machine, would cap
 // throughput ("namespace rate limit exceeded").
+//
+// history.MaxBufferedQueryCount is how many strong queries may wait on one
+// entity while it processes a workflow task (default 1: concurrent readers
+// of a pair being written were refused with BUSY_WORKFLOW and retried with
+// backoff).
 var devDynamicConfig = map[string]any{
-	"frontend.rps":          100000,
-	"frontend.namespaceRPS": 100000,
-	"matching.rps":          100000,
-	"history.rps":           100000,
+	"frontend.rps":                  100000,
+	"frontend.namespaceRPS":         100000,
+	"matching.rps":                  100000,
+	"history.rps":                   100000,
+	"history.MaxBufferedQueryCount": 64,
 }
 
 // Server is a running embedded Temporal server.
@@ -220,7 +254,7 @@ func serverConfig(opts Options) (*config.Config, error) {
 	conf.Persistence = config.Persistence{
 		DefaultStore:     "sqlite",
 		VisibilityStore:  "sqlite",
-		NumHistoryShards: 1,
+		NumHistoryShards: max(opts.HistoryShards, 1),
 		DataStores:       map[string]config.DataStore{"sqlite": {SQL: sqlConf}},
 	}
 	conf.ClusterMetadata = &cluster.Config{
@@ -279,9 +313,9 @@ func sqliteConfig(opts Options) (*config.SQL, error) {
 		conf.ConnectAttributes = map[string]string{"mode": "memory", "cache": "shared"}
 		conf.DatabaseName = "artifactstate-" + strconv.FormatUint(rand.Uint64(), 36)
 	} else {
-		// WAL with synchronous=NORMAL survives a process crash and is several
-		// times faster than the default rollback journal on slow disks.
-		conf.ConnectAttributes = map[string]string{"mode": "rwc", "_journal_mode": "wal", "_synchronous": "normal"}
+		conf.ConnectAttributes = map[string]string{"mode": "rwc"}
+		maps.Copy(conf.ConnectAttributes, FilePragmas)
+		conf.MaxConns, conf.MaxIdleConns = max(opts.SQLiteConnections, 1), max(opts.SQLiteConnections, 1)
 		conf.DatabaseName = opts.DatabaseFile
 		if _, err := os.Stat(opts.DatabaseFile); errors.Is(err, os.ErrNotExist) {
 			if err := os.MkdirAll(filepath.Dir(opts.DatabaseFile), 0o755); err != nil {
@@ -298,9 +332,12 @@ func sqliteConfig(opts Options) (*config.SQL, error) {
 	}
 	var namespaces []*sqliteschema.NamespaceConfig
 	for _, ns := range opts.Namespaces {
-		nc, err := sqliteschema.NewNamespaceConfig("active", ns, false, nil)
+		nc, err := sqliteschema.NewNamespaceConfig("active", ns, false, searchattr.Definitions())
 		if err != nil {
 			return nil, fmt.Errorf("devserver namespace %s: %w", ns, err)
+		}
+		if opts.Retention > 0 {
+			nc.Detail.Config.Retention = durationpb.New(opts.Retention)
 		}
 		namespaces = append(namespaces, nc)
 	}

@@ -1,6 +1,7 @@
-// Package entities is the Temporal side of the API: it turns reads and writes
-// of one (user, artifact) pair into queries and signals of its entity
-// workflow, and Temporal's errors into the few outcomes the API tells apart.
+// Package entities is the Temporal side of the APIs: it turns reads and
+// writes of one (user, artifact) pair into updates and queries of its entity
+// workflow, and Temporal's errors into the few outcomes the APIs tell apart
+// (errors.go). Every transport (HTTP, gRPC) goes through it.
 package entities
 
 import (
@@ -8,60 +9,205 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"time"
 
+	"github.com/google/uuid"
+	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
-	historypb "go.temporal.io/api/history/v1"
+	querypb "go.temporal.io/api/query/v1"
 	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
-	"google.golang.org/grpc/codes"
 
 	"github.com/artifactstate/artifactstate/internal/entityid"
 	"github.com/artifactstate/artifactstate/internal/limits"
+	"github.com/artifactstate/artifactstate/internal/searchattr"
 	"github.com/artifactstate/artifactstate/internal/temporalclient"
 	"github.com/artifactstate/artifactstate/workflows"
 )
 
-var (
-	// ErrUnavailable means Temporal could not be reached or shed the load;
-	// the caller may retry later.
-	ErrUnavailable = errors.New("temporal is unavailable or overloaded")
-	// ErrTimeout means Temporal did not answer before the deadline.
-	ErrTimeout = errors.New("temporal did not answer in time")
-)
+// Options say where the entities live.
+type Options struct {
+	Namespace string
+	TaskQueue string
+	// DataConverter decodes query results and folded histories; nil is the
+	// SDK's default.
+	DataConverter converter.DataConverter
+	// ReadTimeout bounds one query, shared by the callers reading the same
+	// pair at once; 0 means DefaultReadTimeout.
+	ReadTimeout time.Duration
+	// SearchAttributes starts entities with their search attributes
+	// (internal/searchattr), which must be registered in the namespace.
+	SearchAttributes bool
+	// MaxInFlight bounds the concurrent calls to Temporal (writes and
+	// queries); past it a call fails at once with ErrUnavailable instead of
+	// queueing until its timeout. 0: no bound.
+	MaxInFlight int
+}
+
+// DefaultReadTimeout bounds a query when Options.ReadTimeout is not set.
+const DefaultReadTimeout = 10 * time.Second
 
 // Client reads and writes entities through Temporal.
 type Client struct {
-	temporal  client.Client
-	taskQueue string
-	logger    *slog.Logger
-	// dc decodes payloads read from histories: the client's converter.
-	dc converter.DataConverter
-	// inFlight bounds the concurrent operations (nil: unbounded).
-	inFlight *limits.Gate
+	temporal client.Client
+	opts     Options
+	logger   *slog.Logger
+	reads    *coalescer
+	inFlight *limits.Gate // nil: unbounded
 }
 
-// New returns a Client that starts entities on taskQueue.
-func New(temporal client.Client, taskQueue string, logger *slog.Logger) *Client {
-	return &Client{temporal: temporal, taskQueue: taskQueue, logger: logger, dc: converter.GetDefaultDataConverter()}
-}
-
-// WithDataConverter sets the converter the Temporal client uses (payload
-// encryption), for decoding histories.
-func (c *Client) WithDataConverter(dc converter.DataConverter) *Client {
-	c.dc = dc
+// New returns a Client.
+func New(temporal client.Client, opts Options, logger *slog.Logger) *Client {
+	if opts.DataConverter == nil {
+		opts.DataConverter = converter.GetDefaultDataConverter()
+	}
+	if opts.ReadTimeout <= 0 {
+		opts.ReadTimeout = DefaultReadTimeout
+	}
+	c := &Client{temporal: temporal, opts: opts, logger: logger, inFlight: limits.NewGate(opts.MaxInFlight)}
+	c.reads = newCoalescer(opts.ReadTimeout, c.readState)
 	return c
 }
 
-// WithMaxInFlight bounds the concurrent operations to n (0: no bound);
-// past it an operation fails at once with ErrUnavailable.
-func (c *Client) WithMaxInFlight(n int) *Client {
-	c.inFlight = limits.NewGate(n)
-	return c
+// Command is one write.
+type Command struct {
+	Kind workflows.CommandKind
+	// IdempotencyKey, when set, makes a retried command apply at most once
+	// and answer the first result (see workflows.IdempotencyWindow).
+	IdempotencyKey string
+	// IfVersion, when set, applies the command only at this state version
+	// (else a *VersionMismatchError).
+	IfVersion *uint64
 }
 
+// Apply applies the command to the pair's entity, starting the entity on its
+// first write, and returns the state right after it. A nil error means the
+// command is applied and durably recorded. On ErrTimeout the command may or
+// may not have been applied.
+func (c *Client) Apply(ctx context.Context, key entityid.Key, cmd Command) (workflows.State, error) {
+	if !cmd.Kind.Valid() {
+		return workflows.State{}, fmt.Errorf("unknown command kind %q", cmd.Kind)
+	}
+	release, err := c.enter()
+	if err != nil {
+		return workflows.State{}, err
+	}
+	defer release()
+	ctx, attempts := temporalclient.WithAttempts(ctx)
+	req := workflows.CommandRequest{Kind: cmd.Kind, IdempotencyKey: cmd.IdempotencyKey, IfVersion: cmd.IfVersion}
+	in := workflows.EntityInput{UserID: key.UserID, ArtifactID: key.ArtifactID}
+	res, err := c.updateWithStart(ctx, key, req, in, enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE)
+	var closed *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &closed) {
+		// The entity ran before and was closed (terminated by an operator):
+		// re-create it from the state its last run ended with.
+		res, err = c.recreate(ctx, key, req)
+	}
+	return res.State, classifyWrite(ctx, attempts, err)
+}
+
+// Recreate starts a closed entity again, seeded with the state its last run
+// ended with, before Temporal deletes that run's history at the end of the
+// namespace's retention (internal/reconcile does this for every entity an
+// operator terminated). An entity running again already is left alone;
+// one never written is an error.
+func (c *Client) Recreate(ctx context.Context, key entityid.Key) error {
+	ctx, attempts := temporalclient.WithAttempts(ctx)
+	last, err := c.lastRun(ctx, key)
+	if err != nil {
+		return classifyRead(ctx, attempts, fmt.Errorf("recover the state of closed entity %s: %w", key, err))
+	}
+	_, err = c.temporal.ExecuteWorkflow(ctx,
+		c.startOptions(key, enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL, enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE),
+		workflows.EntityWorkflowName, workflows.EntityInput{UserID: key.UserID, ArtifactID: key.ArtifactID,
+			State: last.State, Projection: last.Projection, Idempotency: last.Idempotency})
+	var running *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &running) {
+		return nil // a write re-created it first
+	}
+	if err != nil {
+		return classifyRead(ctx, attempts, err)
+	}
+	c.logger.WarnContext(ctx, "Re-created a closed entity from its last state",
+		"WorkflowID", key.WorkflowID(), "Version", last.State.Version, "Run", last.State.Run)
+	return nil
+}
+
+func (c *Client) recreate(ctx context.Context, key entityid.Key, req workflows.CommandRequest) (workflows.CommandResult, error) {
+	last, err := c.lastRun(ctx, key)
+	if err != nil {
+		return workflows.CommandResult{}, fmt.Errorf("recover the state of closed entity %s: %w", key, err)
+	}
+	c.logger.WarnContext(ctx, "Re-creating a closed entity from its last state",
+		"WorkflowID", key.WorkflowID(), "Version", last.State.Version, "Run", last.State.Run)
+	in := workflows.EntityInput{UserID: key.UserID, ArtifactID: key.ArtifactID,
+		State: last.State, Projection: last.Projection, Idempotency: last.Idempotency}
+	return c.updateWithStart(ctx, key, req, in, enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE)
+}
+
+// updateWithStart sends the command as an update, starting the entity with
+// input in if it is not running. A request with an idempotency key uses an
+// update ID derived from it, so Temporal itself answers a retry within the
+// same run with the first outcome.
+func (c *Client) updateWithStart(ctx context.Context, key entityid.Key, req workflows.CommandRequest,
+	in workflows.EntityInput, reuse enumspb.WorkflowIdReusePolicy) (workflows.CommandResult, error) {
+	start := c.temporal.NewWithStartWorkflowOperation(c.startOptions(key, enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING, reuse),
+		workflows.EntityWorkflowName, in)
+	updateID := uuid.NewString()
+	if req.IdempotencyKey != "" {
+		updateID = "idempotency-key:" + string(req.Kind) + ":" + req.IdempotencyKey
+	}
+	handle, err := c.temporal.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
+		StartWorkflowOperation: start,
+		UpdateOptions: client.UpdateWorkflowOptions{
+			UpdateID:     updateID,
+			UpdateName:   workflows.CommandUpdateName,
+			Args:         []any{req},
+			WaitForStage: client.WorkflowUpdateStageCompleted,
+		},
+	})
+	var res workflows.CommandResult
+	if err != nil {
+		return res, err
+	}
+	return res, handle.Get(ctx, &res)
+}
+
+func (c *Client) startOptions(key entityid.Key, conflict enumspb.WorkflowIdConflictPolicy, reuse enumspb.WorkflowIdReusePolicy) client.StartWorkflowOptions {
+	opts := client.StartWorkflowOptions{
+		ID:                       key.WorkflowID(),
+		TaskQueue:                c.opts.TaskQueue,
+		WorkflowIDConflictPolicy: conflict,
+		WorkflowIDReusePolicy:    reuse,
+	}
+	if c.opts.SearchAttributes {
+		opts.TypedSearchAttributes = searchattr.ForPair(key)
+	}
+	return opts
+}
+
+// State returns the pair's state; a pair never written is the zero State.
+// It reflects every write acknowledged before the call. Callers reading the
+// same pair at once share queries (see coalescer).
+func (c *Client) State(ctx context.Context, key entityid.Key) (workflows.State, error) {
+	return c.reads.read(ctx, key)
+}
+
+// IsArtifactReadByUser answers the pair's read flag.
+func (c *Client) IsArtifactReadByUser(ctx context.Context, key entityid.Key) (bool, error) {
+	s, err := c.State(ctx, key)
+	return s.ArtifactRead, err
+}
+
+// IsArtifactInUserFeed answers the pair's in-feed flag.
+func (c *Client) IsArtifactInUserFeed(ctx context.Context, key entityid.Key) (bool, error) {
+	s, err := c.State(ctx, key)
+	return s.ArtifactInUserFeed, err
+}
+
+// enter takes one of the MaxInFlight slots.
 func (c *Client) enter() (func(), error) {
 	release, err := c.inFlight.Enter()
 	if err != nil {
@@ -70,97 +216,34 @@ func (c *Client) enter() (func(), error) {
 	return release, nil
 }
 
-// Apply durably records the command in the pair's entity, starting the entity
-// on its first write. A nil error means Temporal has persisted the command.
-func (c *Client) Apply(ctx context.Context, key entityid.Key, kind workflows.CommandKind) error {
-	if !kind.Valid() {
-		return fmt.Errorf("unknown command kind %q", kind)
-	}
-	release, err := c.enter()
-	if err != nil {
-		return err
-	}
-	defer release()
-	ctx, attempts := temporalclient.WithAttempts(ctx)
-	err = c.signalWithStart(ctx, key, kind, workflows.State{}, enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE)
-	var closed *serviceerror.WorkflowExecutionAlreadyStarted
-	if errors.As(err, &closed) {
-		// The entity ran before and was closed (terminated by an operator):
-		// re-create it from the state its last run ended with.
-		err = c.recreate(ctx, key, kind)
-	}
-	return classify(ctx, attempts, err)
-}
-
-func (c *Client) recreate(ctx context.Context, key entityid.Key, kind workflows.CommandKind) error {
-	last, err := c.lastRunState(ctx, key)
-	if err != nil {
-		return fmt.Errorf("recover the state of closed entity %s: %w", key, err)
-	}
-	c.logger.WarnContext(ctx, "Re-creating a closed entity from its last state",
-		"WorkflowID", key.WorkflowID(), "Version", last.Version, "Run", last.Run)
-	return c.signalWithStart(ctx, key, kind, last, enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE)
-}
-
-func (c *Client) signalWithStart(ctx context.Context, key entityid.Key, kind workflows.CommandKind, seed workflows.State, reuse enumspb.WorkflowIdReusePolicy) error {
-	opts := client.StartWorkflowOptions{
-		ID:                    key.WorkflowID(),
-		TaskQueue:             c.taskQueue,
-		WorkflowIDReusePolicy: reuse,
-	}
-	in := workflows.EntityInput{UserID: key.UserID, ArtifactID: key.ArtifactID, State: seed}
-	_, err := c.temporal.SignalWithStartWorkflow(ctx, key.WorkflowID(), workflows.CommandSignalName,
-		workflows.Command{Kind: kind}, opts, workflows.EntityWorkflowName, in)
-	return err
-}
-
-// State returns the pair's state; a pair never written is the zero State.
-// It reflects every write acknowledged before the call.
-func (c *Client) State(ctx context.Context, key entityid.Key) (workflows.State, error) {
-	return read(ctx, c, key, workflows.QueryGetAllStates, func(s workflows.State) workflows.State { return s })
-}
-
-// IsArtifactReadByUser answers the pair's read flag.
-func (c *Client) IsArtifactReadByUser(ctx context.Context, key entityid.Key) (bool, error) {
-	return read(ctx, c, key, workflows.QueryIsArtifactReadByUser, func(s workflows.State) bool { return s.ArtifactRead })
-}
-
-// IsArtifactInUserFeed answers the pair's in-feed flag.
-func (c *Client) IsArtifactInUserFeed(ctx context.Context, key entityid.Key) (bool, error) {
-	return read(ctx, c, key, workflows.QueryIsArtifactInUserFeed, func(s workflows.State) bool { return s.ArtifactInUserFeed })
-}
-
 // Ready checks that the Temporal frontend answers.
 func (c *Client) Ready(ctx context.Context) error {
 	ctx, attempts := temporalclient.WithAttempts(ctx)
 	_, err := c.temporal.CheckHealth(ctx, &client.CheckHealthRequest{})
-	return classify(ctx, attempts, err)
+	return classifyRead(ctx, attempts, err)
 }
 
-// read queries the entity. A pair with no workflow answers the zero value
-// without creating one. A closed entity whose last commands no workflow task
-// processed cannot be queried (the worker refuses to replay it); its state is
-// then folded from its history, as the re-creation does.
-func read[T any](ctx context.Context, c *Client, key entityid.Key, queryName string, pick func(workflows.State) T) (T, error) {
-	var out T
+// readState queries the entity. A pair with no workflow answers the zero
+// state without creating one. A closed entity whose last commands no
+// workflow task processed cannot be queried (the worker refuses to replay
+// it); its state is then folded from its history, as the re-creation does.
+func (c *Client) readState(ctx context.Context, key entityid.Key) (workflows.State, error) {
 	release, err := c.enter()
 	if err != nil {
-		return out, err
+		return workflows.State{}, err
 	}
 	defer release()
 	ctx, attempts := temporalclient.WithAttempts(ctx)
-	v, err := c.temporal.QueryWorkflow(ctx, key.WorkflowID(), "", queryName)
+	var out workflows.State
+	err = c.query(ctx, key, workflows.QueryGetAllStates, &out)
 	if err == nil {
-		if err := v.Get(&out); err != nil {
-			return out, fmt.Errorf("decode %s result of %s: %w", queryName, key, err)
-		}
 		return out, nil
 	}
 	var notFound *serviceerror.NotFound
 	if errors.As(err, &notFound) {
 		return out, nil
 	}
-	err = classify(ctx, attempts, err)
+	err = classifyRead(ctx, attempts, err)
 	if transient(err) {
 		return out, err
 	}
@@ -168,15 +251,34 @@ func read[T any](ctx context.Context, c *Client, key entityid.Key, queryName str
 	if describeErr != nil || !closed {
 		return out, err
 	}
-	last, foldErr := c.lastRunState(ctx, key)
+	last, foldErr := c.lastRun(ctx, key)
 	if foldErr != nil {
-		return out, classify(ctx, attempts, foldErr)
+		return out, classifyRead(ctx, attempts, foldErr)
 	}
-	return pick(last), nil
+	return last.State, nil
 }
 
-func transient(err error) bool {
-	return errors.Is(err, ErrUnavailable) || errors.Is(err, ErrTimeout) || errors.Is(err, context.Canceled)
+// query sends the query with the caller's whole deadline. (The SDK's
+// QueryWorkflow gives each attempt half of the remaining time, so a query
+// waiting behind a workflow task failed at half the deadline.) The SDK's
+// interceptors still retry Unavailable and ResourceExhausted (a busy
+// entity) within the deadline.
+func (c *Client) query(ctx context.Context, key entityid.Key, queryName string, out any) error {
+	resp, err := c.temporal.WorkflowService().QueryWorkflow(ctx, &workflowservice.QueryWorkflowRequest{
+		Namespace: c.opts.Namespace,
+		Execution: &commonpb.WorkflowExecution{WorkflowId: key.WorkflowID()},
+		Query:     &querypb.WorkflowQuery{QueryType: queryName},
+	})
+	if err != nil {
+		return err
+	}
+	if rejected := resp.GetQueryRejected(); rejected != nil {
+		return fmt.Errorf("query %s of %s rejected: workflow status %s", queryName, key, rejected.GetStatus())
+	}
+	if err := c.opts.DataConverter.FromPayloads(resp.GetQueryResult(), out); err != nil {
+		return fmt.Errorf("decode %s result of %s: %w", queryName, key, err)
+	}
+	return nil
 }
 
 func (c *Client) closed(ctx context.Context, key entityid.Key) (bool, error) {
@@ -185,102 +287,4 @@ func (c *Client) closed(ctx context.Context, key entityid.Key) (bool, error) {
 		return false, err
 	}
 	return d.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, nil
-}
-
-// lastRunState folds the latest run's history: its input state, then every
-// command signal in order, as the workflow applies them. It includes
-// commands the run accepted but never processed (closed right after them).
-// Runs that record when flags change (a version marker in their history) get
-// each change stamped with its signal's time, close to the workflow's own.
-func (c *Client) lastRunState(ctx context.Context, key entityid.Key) (workflows.State, error) {
-	var events []*historypb.HistoryEvent
-	it := c.temporal.GetWorkflowHistory(ctx, key.WorkflowID(), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	for it.HasNext() {
-		ev, err := it.Next()
-		if err != nil {
-			return workflows.State{}, err
-		}
-		events = append(events, ev)
-	}
-	// The version marker follows the run's first commands in history, so
-	// look for it first. A run that completed no workflow task never decided
-	// its version: the current code would take the newest.
-	fieldTimes := slices.ContainsFunc(events, func(ev *historypb.HistoryEvent) bool {
-		return ev.GetMarkerRecordedEventAttributes().GetMarkerName() == versionMarker
-	}) || !slices.ContainsFunc(events, func(ev *historypb.HistoryEvent) bool {
-		return ev.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
-	})
-	dc := c.dc
-	var s workflows.State
-	started := false
-	for _, ev := range events {
-		switch ev.GetEventType() {
-		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
-			var in workflows.EntityInput
-			if err := dc.FromPayloads(ev.GetWorkflowExecutionStartedEventAttributes().GetInput(), &in); err != nil {
-				return s, fmt.Errorf("decode the input of %s: %w", key, err)
-			}
-			s, started = workflows.StartState(in), true
-		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
-			attrs := ev.GetWorkflowExecutionSignaledEventAttributes()
-			if attrs.GetSignalName() != workflows.CommandSignalName {
-				continue
-			}
-			var cmd workflows.Command
-			if err := dc.FromPayloads(attrs.GetInput(), &cmd); err != nil {
-				continue // the workflow drops undecodable signals too
-			}
-			var at time.Time
-			if fieldTimes {
-				at = ev.GetEventTime().AsTime()
-			}
-			_, _ = s.Apply(cmd.Kind, at) // and skips unknown kinds
-		}
-	}
-	if !started {
-		return s, fmt.Errorf("history of %s has no start event", key)
-	}
-	return s, nil
-}
-
-// versionMarker is the marker workflow.GetVersion records (the only version
-// change so far is workflows.ChangeFieldChangedAt).
-const versionMarker = "Version"
-
-// classify maps Temporal's errors to ErrUnavailable and ErrTimeout (wrapped
-// with the cause) and passes everything else through.
-func classify(ctx context.Context, attempts *temporalclient.Attempts, err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, context.Canceled):
-		return err
-	case unavailable(err):
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
-	case errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) || code(err) == codes.DeadlineExceeded:
-		// The SDK retried until the deadline: what failed last tells why.
-		if last := attempts.LastError(); unavailable(last) {
-			return fmt.Errorf("%w: %v", ErrUnavailable, last)
-		}
-		return fmt.Errorf("%w: %v", ErrTimeout, err)
-	}
-	return err
-}
-
-func unavailable(err error) bool {
-	if err == nil {
-		return false
-	}
-	switch code(err) {
-	case codes.Unavailable, codes.ResourceExhausted:
-		return true
-	}
-	return false
-}
-
-func code(err error) codes.Code {
-	if s := serviceerror.ToStatus(err); s != nil {
-		return s.Code()
-	}
-	return codes.Unknown
 }

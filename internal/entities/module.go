@@ -10,11 +10,13 @@ import (
 	"github.com/artifactstate/artifactstate/internal/config"
 )
 
-// Module provides the *Client on the configured task queue, decoding
-// histories with the client's converter and bounded to
-// api.maxInFlightTemporalCalls concurrent operations.
+// Module provides the *Client for the configured namespace and task queue,
+// decoding with the client's converter (payload encryption) and bounded to
+// api.maxInFlightTemporalCalls concurrent calls.
 var Module = fx.Module("entities",
 	fx.Provide(func(c client.Client, cfg config.Config, logger *slog.Logger, dc converter.DataConverter) *Client {
-		return New(c, cfg.Temporal.TaskQueue, logger).WithDataConverter(dc).WithMaxInFlight(cfg.API.MaxInFlightTemporalCalls)
+		return New(c, Options{Namespace: cfg.Temporal.Namespace, TaskQueue: cfg.Temporal.TaskQueue,
+			ReadTimeout: cfg.API.RequestTimeout, SearchAttributes: cfg.Temporal.SearchAttributes,
+			DataConverter: dc, MaxInFlight: cfg.API.MaxInFlightTemporalCalls}, logger)
 	}),
 )

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -51,7 +52,8 @@ func startObservedStack(t *testing.T) *observedStack {
 	t.Cleanup(workerClient.Close)
 	store := readmodel.NewStore(cfg.Cassandra, testenv.Logger(), o.workerMetrics.Cassandra())
 	t.Cleanup(store.Close)
-	w := worker.New(workerClient, cfg, activities.NewProjection(store, o.workerMetrics))
+	// The first projection fails, so its regular activity runs too.
+	w := worker.New(workerClient, cfg, activities.NewProjection(&flakyReadModel{ReadModel: store, failures: 1}, o.workerMetrics))
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 	o.workerOps = httptest.NewServer(ops.Handler(ops.Deps{Metrics: o.workerMetrics, Ready: func(context.Context) error { return nil }, Logger: testenv.Logger()}))
@@ -63,13 +65,31 @@ func startObservedStack(t *testing.T) *observedStack {
 	apiStore := readmodel.NewStore(cfg.Cassandra, testenv.Logger(), o.apiMetrics.Cassandra())
 	t.Cleanup(apiStore.Close)
 	o.api = httptest.NewServer(server.NewHandler(cfg.API, server.Deps{
-		Entities: entities.New(apiClient, cfg.Temporal.TaskQueue, testenv.Logger()), ReadModel: apiStore,
+		Entities: entities.New(apiClient, testenv.EntitiesOptions(cfg), testenv.Logger()), ReadModel: apiStore,
 		Metrics: o.apiMetrics, Logger: testenv.Logger()}))
 	t.Cleanup(o.api.Close)
 	// The api role serves its metrics on its admin listener.
 	o.apiOps = httptest.NewServer(ops.Handler(ops.Deps{Metrics: o.apiMetrics, Ready: func(context.Context) error { return nil }, Logger: testenv.Logger()}))
 	t.Cleanup(o.apiOps.Close)
 	return o
+}
+
+// flakyReadModel fails its first projections as an unavailable Cassandra.
+type flakyReadModel struct {
+	activities.ReadModel
+	mu       sync.Mutex
+	failures int
+}
+
+func (f *flakyReadModel) Project(ctx context.Context, p readmodel.Projection) error {
+	f.mu.Lock()
+	fail := f.failures > 0
+	f.failures--
+	f.mu.Unlock()
+	if fail {
+		return readmodel.ErrUnavailable
+	}
+	return f.ReadModel.Project(ctx, p)
 }
 
 // drive sends the original scenario for a few pairs, enough writes on one
@@ -89,6 +109,9 @@ func (o *observedStack) drive(t *testing.T) {
 		require.Equal(t, http.StatusOK, s.post(t, "/artifactState/"+string(allCommands[i%3]), pairBody(99, "busy")).status)
 	}
 	require.Equal(t, http.StatusBadRequest, s.post(t, "/artifactState/setArtifactReadByUser", `{"artifactId":"x"}`).status)
+	// A pair never written: Temporal answers NotFound (a failed request
+	// in the SDK's metrics), the API answers false/false.
+	require.Equal(t, http.StatusOK, s.get(t, "/artifactState/getAllStates", 12345, "nobody").status)
 	// An evicted entity's next task is a sticky cache miss (and a replay).
 	sdkworker.PurgeStickyWorkflowCache()
 	require.Equal(t, http.StatusOK, s.post(t, "/artifactState/setArtifactAddedToUserFeed", pairBody(0, "observed")).status)
@@ -182,15 +205,17 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		{api, `artifactstate_http_requests_total{route="/artifactState/setArtifactReadByUser",method="POST",code="400"}`},
 		{api, `artifactstate_http_requests_total{route="/artifactState/getAllStates",method="GET",code="200"}`},
 		{api, `artifactstate_http_request_duration_seconds_count{route="/artifactState/isArtifactReadByUser",method="POST"}`},
-		{api, `temporal_request_total{operation="SignalWithStartWorkflowExecution"}`},
+		// Update-with-start waits for the entity: the SDK counts it with the long requests.
+		{api, `temporal_long_request_total{operation="ExecuteMultiOperation"}`},
+		{api, `temporal_long_request_latency_seconds_count{operation="ExecuteMultiOperation"}`},
 		{api, `temporal_request_total{operation="QueryWorkflow"}`},
-		{api, `temporal_request_latency_seconds_count{operation="SignalWithStartWorkflowExecution"}`},
 		{api, `artifactstate_cassandra_query_duration_seconds_count{operation="SELECT user_read"}`},
 		{api, `artifactstate_build_info{version="test",commit="abc123"}`},
 		{api, `go_goroutines`},
 		{api, `process_resident_memory_bytes`},
 		{wrk, `temporal_workflow_task_schedule_to_start_latency_seconds_count`},
 		{wrk, `temporal_workflow_task_execution_latency_seconds_count`},
+		{wrk, `temporal_local_activity_execution_latency_seconds_count{activity_type="ProjectState"}`},
 		{wrk, `temporal_activity_execution_latency_seconds_count{activity_type="ProjectState"}`},
 		{wrk, `temporal_long_request_total{operation="PollWorkflowTaskQueue"}`},
 		{wrk, `artifactstate_entity_commands_total{command="setArtifactReadByUser"}`},

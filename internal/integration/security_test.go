@@ -14,9 +14,11 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/artifactstate/artifactstate/internal/config"
 	"github.com/artifactstate/artifactstate/internal/devserver"
@@ -71,7 +73,7 @@ func TestTLSEverywhere(t *testing.T) {
 	o := httpserve.APIOptions(cfg.API)
 	o.Address, o.TLS = "127.0.0.1:0", config.ServerTLS{CertFile: apiCert.CertFile, KeyFile: apiCert.KeyFile}
 	api, err := httpserve.New(server.NewHandler(cfg.API, server.Deps{
-		Entities: entities.New(c, cfg.Temporal.TaskQueue, testenv.Logger()), Logger: testenv.Logger()}), o)
+		Entities: entities.New(c, testenv.EntitiesOptions(cfg), testenv.Logger()), Logger: testenv.Logger()}), o)
 	require.NoError(t, err)
 	require.NoError(t, api.Start())
 	t.Cleanup(func() { _ = api.Shutdown(context.Background()) })
@@ -123,7 +125,9 @@ func TestEncryptedPayloads(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
 	testenv.StartWorker(t, c, cfg, nil)
-	ents := entities.New(c, cfg.Temporal.TaskQueue, testenv.Logger()).WithDataConverter(dc)
+	opts := testenv.EntitiesOptions(cfg)
+	opts.DataConverter = dc
+	ents := entities.New(c, opts, testenv.Logger())
 	api := testenv.StartAPIWith(t, ents, cfg)
 	s := &stack{api: api, client: c}
 
@@ -136,17 +140,13 @@ func TestEncryptedPayloads(t *testing.T) {
 
 	key := entityid.Key{UserID: user, ArtifactID: 7}
 	h := fetchHistory(t, c, key.WorkflowID())
-	payloads := 0
-	for _, ev := range h.Events {
-		for _, p := range append(ev.GetWorkflowExecutionStartedEventAttributes().GetInput().GetPayloads(),
-			ev.GetWorkflowExecutionSignaledEventAttributes().GetInput().GetPayloads()...) {
-			payloads++
-			require.Equal(t, payloadcrypt.EncodingEncrypted, string(p.GetMetadata()["encoding"]))
-			require.NotContains(t, string(p.GetData()), "Secret")
-			require.NotContains(t, string(p.GetData()), "setArtifact")
-		}
+	payloads := allPayloads(h.ProtoReflect())
+	for _, p := range payloads {
+		require.Equal(t, payloadcrypt.EncodingEncrypted, string(p.GetMetadata()["encoding"]))
+		require.NotContains(t, string(p.GetData()), "Secret")
+		require.NotContains(t, string(p.GetData()), "setArtifact")
 	}
-	require.GreaterOrEqual(t, payloads, 3, "the start input and two command signals")
+	require.GreaterOrEqual(t, len(payloads), 3, "the start input and two commands, at least")
 
 	// The history replays with the keys, and not without them.
 	replayer, err := histories.NewReplayerWith(dc)
@@ -157,11 +157,39 @@ func TestEncryptedPayloads(t *testing.T) {
 	// A terminated entity is re-created from the state folded from its
 	// encrypted history: only with the converter can the fold read it.
 	require.NoError(t, c.TerminateWorkflow(context.Background(), key.WorkflowID(), "", "operator closed it"))
-	err = entities.New(c, cfg.Temporal.TaskQueue, testenv.Logger()).Apply(context.Background(), key, workflows.SetArtifactRemovedFromUserFeed)
+	_, err = entities.New(c, testenv.EntitiesOptions(cfg), testenv.Logger()).Apply(context.Background(), key,
+		entities.Command{Kind: workflows.SetArtifactRemovedFromUserFeed})
 	require.ErrorContains(t, err, "decode", "without the converter the fold cannot read the history")
 	require.Equal(t, `{"success":true}`, s.post(t, "/artifactState/setArtifactRemovedFromUserFeed", body).body)
 	require.Equal(t, `{"artifactId":7,"artifactInUserFeed":false,"artifactRead":true,"userId":"Secret Agent"}`,
 		s.get(t, "/artifactState/getAllStates", 7, user).body)
+}
+
+// allPayloads collects every payload anywhere in m but search attributes,
+// which Temporal must read (they are not encoded: see README "Security").
+func allPayloads(m protoreflect.Message) []*commonpb.Payload {
+	if p, ok := m.Interface().(*commonpb.Payload); ok {
+		return []*commonpb.Payload{p}
+	}
+	var out []*commonpb.Payload
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.Name() == "search_attributes":
+		case fd.IsList() && fd.Message() != nil:
+			for i := range v.List().Len() {
+				out = append(out, allPayloads(v.List().Get(i).Message())...)
+			}
+		case fd.IsMap() && fd.MapValue().Message() != nil:
+			v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
+				out = append(out, allPayloads(mv.Message())...)
+				return true
+			})
+		case fd.Message() != nil && !fd.IsList() && !fd.IsMap():
+			out = append(out, allPayloads(v.Message())...)
+		}
+		return true
+	})
+	return out
 }
 
 func fetchHistory(t *testing.T, c client.Client, workflowID string) *historypb.History {

@@ -39,8 +39,11 @@ type lagRecorder struct {
 	lags []time.Duration
 }
 
-// ProjectionStarted and ProjectionFinished implement activities.Observer.
+// ProjectionStarted, ProjectionFinished and ProjectionClockAdjusted
+// implement activities.Observer.
 func (l *lagRecorder) ProjectionStarted() {}
+
+func (l *lagRecorder) ProjectionClockAdjusted() {}
 
 func (l *lagRecorder) ProjectionFinished(result string, _ int32, lag time.Duration) {
 	if result != "ok" {
@@ -110,33 +113,48 @@ func (s *stack) post(t testing.TB, path, body string) response {
 
 func (s *stack) get(t testing.TB, path string, artifactID int64, userID string) response {
 	t.Helper()
-	q := url.Values{"artifactId": {strconv.FormatInt(artifactID, 10)}, "userId": {userID}}
-	return do(t, http.MethodGet, s.api.URL+path+"?"+q.Encode(), "")
+	return do(t, http.MethodGet, s.getURL(path, artifactID, userID), "")
 }
 
+func (s *stack) getURL(path string, artifactID int64, userID string) string {
+	q := url.Values{"artifactId": {strconv.FormatInt(artifactID, 10)}, "userId": {userID}}
+	return s.api.URL + path + "?" + q.Encode()
+}
+
+// do sends a request from the test's goroutine; it fails the test if the
+// request cannot be sent. Goroutines use try.
 func do(t testing.TB, method, url, body string) response {
 	t.Helper()
+	r, err := try(method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// try sends a request; safe in any goroutine.
+func try(method, url, body string) (response, error) {
 	var r io.Reader
 	if body != "" {
 		r = bytes.NewBufferString(body)
 	}
 	req, err := http.NewRequest(method, url, r)
 	if err != nil {
-		t.Fatal(err)
+		return response{}, err
 	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return response{}, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatal(err)
+		return response{}, err
 	}
-	return response{status: resp.StatusCode, header: resp.Header, body: string(b)}
+	return response{status: resp.StatusCode, header: resp.Header, body: string(b)}, nil
 }
 
 // pairBody is the request body of the original API.

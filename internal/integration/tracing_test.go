@@ -25,10 +25,14 @@ import (
 
 type discardWriter struct{}
 
-func (discardWriter) Write(context.Context, readmodel.Row) error { return nil }
+func (discardWriter) Project(context.Context, readmodel.Projection) error { return nil }
+
+func (discardWriter) Stamp(context.Context, string, int64) (readmodel.Stamp, bool, error) {
+	return readmodel.Stamp{}, false, nil
+}
 
 // One write is one trace: the HTTP request, the Temporal client call, the
-// workflow handling the signal, and the projection activity it runs.
+// workflow validating and handling the update, and the projection it runs.
 // Not parallel: it installs the global tracer provider.
 func TestTraceFollowsAWriteIntoTheWorkflowAndActivity(t *testing.T) {
 	exporter := tracetest.NewInMemoryExporter()
@@ -45,15 +49,15 @@ func TestTraceFollowsAWriteIntoTheWorkflowAndActivity(t *testing.T) {
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 	api := httptest.NewServer(server.NewHandler(cfg.API, server.Deps{
-		Entities: entities.New(c, cfg.Temporal.TaskQueue, testenv.Logger()), Tracing: true, Logger: testenv.Logger()}))
+		Entities: entities.New(c, testenv.EntitiesOptions(cfg), testenv.Logger()), Tracing: true, Logger: testenv.Logger()}))
 	t.Cleanup(api.Close)
 
 	r := do(t, http.MethodPost, api.URL+"/artifactState/setArtifactReadByUser", pairBody(1, "traced"))
 	require.Equal(t, http.StatusOK, r.status, r.body)
 
 	// (The RunWorkflow span ends, and is exported, only when a run closes.)
-	want := []string{"/artifactState/setArtifactReadByUser", "SignalWithStartWorkflow:ArtifactStateEntity",
-		"HandleSignal:command", "StartActivity:ProjectState", "RunActivity:ProjectState"}
+	want := []string{"/artifactState/setArtifactReadByUser", "UpdateWithStartWorkflow:applyCommand",
+		"ValidateUpdate:applyCommand", "HandleUpdate:applyCommand", "StartActivity:ProjectState", "RunActivity:ProjectState"}
 	testenv.Eventually(t, time.Minute, func(ctx context.Context) error {
 		if err := tr.ForceFlush(ctx); err != nil {
 			return err

@@ -232,6 +232,18 @@ func (c *Client) AnswerOp(call string, p Pair) Op {
 	}}
 }
 
+// ExpectAnswerOp is AnswerOp failing with ErrReadYourWrites unless the
+// answer is want.
+func (c *Client) ExpectAnswerOp(call string, p Pair, want bool) Op {
+	return Op{Call: call, Do: func(ctx context.Context) Result {
+		got, res := c.Answer(ctx, call, p)
+		if res.Err == nil && got != want {
+			res.Err = ErrReadYourWrites
+		}
+		return res
+	}}
+}
+
 // AllStates asks getAllStates (strongly consistent) about p: a POST with
 // the JSON body, or a GET with query parameters.
 func (c *Client) AllStates(ctx context.Context, p Pair, get bool) (PairState, Result) {

@@ -11,25 +11,70 @@ import (
 	"time"
 
 	"github.com/artifactstate/artifactstate/internal/config"
+	"github.com/artifactstate/artifactstate/internal/entities"
+	"github.com/artifactstate/artifactstate/internal/entitiestest"
 	"github.com/artifactstate/artifactstate/internal/entityid"
-	"github.com/artifactstate/artifactstate/internal/memstore"
 	"github.com/artifactstate/artifactstate/internal/readmodel"
 	"github.com/artifactstate/artifactstate/server"
 	"github.com/artifactstate/artifactstate/workflows"
 )
 
-// memoryEntities is the in-memory entity store with one fault of ours:
-// with loseRead, every setArtifactReadByUser of the first pair that gets one
-// is acknowledged but not applied.
+// memoryEntities is the in-memory entity store with faults of ours:
+//   - loseRead: every setArtifactReadByUser of the first pair that gets one
+//     is acknowledged but not applied;
+//   - writeErr, readErr: writes or reads of a pair fail with the error;
+//   - notInFeed: isArtifactInUserFeed of a pair answers false (a stale read);
+//   - forgetRead: reads answer read=false (a replica that never saw a
+//     setArtifactReadByUser).
 type memoryEntities struct {
-	*memstore.Entities
-	mu       sync.Mutex
-	loseRead bool
-	lostKey  *entityid.Key
+	*entitiestest.Entities
+	mu         sync.Mutex
+	loseRead   bool
+	lostKey    *entityid.Key
+	writeErr   map[entityid.Key]error
+	readErr    map[entityid.Key]error
+	notInFeed  map[entityid.Key]bool
+	forgetRead bool
+}
+
+func (m *memoryEntities) Apply(ctx context.Context, key entityid.Key, cmd entities.Command) (workflows.State, error) {
+	m.mu.Lock()
+	err := m.writeErr[key]
+	m.mu.Unlock()
+	if err != nil {
+		return workflows.State{}, err
+	}
+	return m.Entities.Apply(ctx, key, cmd)
+}
+
+func (m *memoryEntities) State(ctx context.Context, key entityid.Key) (workflows.State, error) {
+	m.mu.Lock()
+	err, forget := m.readErr[key], m.forgetRead
+	m.mu.Unlock()
+	if err != nil {
+		return workflows.State{}, err
+	}
+	s, err := m.Entities.State(ctx, key)
+	if forget {
+		s.ArtifactRead = false
+	}
+	return s, err
+}
+
+func (m *memoryEntities) IsArtifactReadByUser(ctx context.Context, key entityid.Key) (bool, error) {
+	s, err := m.State(ctx, key)
+	return s.ArtifactRead, err
+}
+
+func (m *memoryEntities) IsArtifactInUserFeed(ctx context.Context, key entityid.Key) (bool, error) {
+	s, err := m.State(ctx, key)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return s.ArtifactInUserFeed && !m.notInFeed[key], err
 }
 
 func newMemoryEntities() *memoryEntities {
-	m := &memoryEntities{Entities: memstore.New()}
+	m := &memoryEntities{Entities: entitiestest.New()}
 	m.DropWrites(func(key entityid.Key, kind workflows.CommandKind) bool {
 		m.mu.Lock()
 		defer m.mu.Unlock()
@@ -73,6 +118,20 @@ func (r *memoryReadModel) Get(ctx context.Context, userID string, artifactID int
 	}
 	return readmodel.Row{UserID: userID, ArtifactID: artifactID, ArtifactRead: s.ArtifactRead,
 		ArtifactInUserFeed: s.ArtifactInUserFeed, Version: s.Version, ChangedAt: time.Now()}, true, nil
+}
+
+func (r *memoryReadModel) GetMany(ctx context.Context, userID string, artifactIDs []int64) (map[int64]readmodel.Row, error) {
+	out := map[int64]readmodel.Row{}
+	for _, id := range artifactIDs {
+		row, ok, err := r.Get(ctx, userID, id)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out[id] = row
+		}
+	}
+	return out, nil
 }
 
 func (r *memoryReadModel) Feed(context.Context, string, int, string) (readmodel.Page, error) {

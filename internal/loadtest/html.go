@@ -85,10 +85,10 @@ svg text { font-size: 11px; fill: #444; }
 		}
 		b.WriteString("</table>\n")
 	}
-	if r.Verification != nil {
+	if r.Verification != nil || r.ReadAfterWrite != nil || r.Linearizability != nil {
 		var v strings.Builder
-		r.Verification.writeText(&v)
-		fmt.Fprintf(&b, "<h2>Verification</h2>\n<pre>%s</pre>\n", esc(v.String()))
+		r.writeChecks(&v)
+		fmt.Fprintf(&b, "<h2>Checks</h2>\n<pre>%s</pre>\n", esc(strings.TrimPrefix(v.String(), "\n")))
 	}
 
 	seconds := int(math.Ceil(r.DurationSeconds))

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -41,7 +42,8 @@ func TestGatlingScenarioAgainstTheRouter(t *testing.T) {
 	c := newClient(t, srv, 64)
 	started := time.Now()
 	rep := runGatling(t, c, 50, time.Second, 1)
-	require.GreaterOrEqual(t, time.Since(started), 980*time.Millisecond, "the last user starts at 49/50 of the ramp")
+	elapsed := time.Since(started)
+	require.GreaterOrEqual(t, elapsed, 980*time.Millisecond, "the last user starts at 49/50 of the ramp")
 	require.Zero(t, rep.Total.Errors, "%+v", rep.Total.ErrorsByMessage)
 	require.Equal(t, 300, rep.Total.Count)
 	var names []string
@@ -54,7 +56,10 @@ func TestGatlingScenarioAgainstTheRouter(t *testing.T) {
 		require.NotEmpty(t, call.Timeline, call.Call)
 	}
 	require.Equal(t, gatlingCalls, names, "the scenario's calls, in its order")
-	require.InDelta(t, float64(rep.Total.Count)/rep.DurationSeconds, rep.Total.Throughput, 1e-9)
+	// The measured window ends with the last call: after the last user
+	// started (0.98 s), before the run returned.
+	require.GreaterOrEqual(t, rep.Total.Throughput, 300/elapsed.Seconds())
+	require.LessOrEqual(t, rep.Total.Throughput, 300/0.98)
 
 	rep.Verification = Verify(context.Background(), c, c.Ledger, VerifyOptions{AssumeFresh: true})
 	v := rep.Verification
@@ -299,28 +304,130 @@ func TestErrorsAreCountedByStatus(t *testing.T) {
 	require.True(t, rep.Failed())
 }
 
-func TestPercentilesAreExact(t *testing.T) {
+func TestLatencySummary(t *testing.T) {
 	t.Parallel()
-	samples := make([]float64, 100)
-	for i := range samples {
-		samples[i] = float64(i + 1)
+	summary := func(ms ...float64) Latency {
+		var l latencies
+		for _, v := range ms {
+			l.add(time.Duration(v * float64(time.Millisecond)))
+		}
+		return l.summary()
 	}
-	rand.Shuffle(len(samples), func(i, j int) { samples[i], samples[j] = samples[j], samples[i] })
-	require.Equal(t, Latency{Min: 1, Mean: 50.5, P50: 50, P90: 90, P99: 99, Max: 100}, latencyOf(samples))
-
+	// Count, min, max and mean are exact; percentiles within 0.1% of the
+	// nearest-rank sample.
+	near := func(t *testing.T, want, got Latency) {
+		t.Helper()
+		require.Equal(t, want.Min, got.Min)
+		require.Equal(t, want.Max, got.Max)
+		require.InDelta(t, want.Mean, got.Mean, 1e-9)
+		require.InEpsilon(t, want.P50, got.P50, 1e-3)
+		require.InEpsilon(t, want.P90, got.P90, 1e-3)
+		require.InEpsilon(t, want.P99, got.P99, 1e-3)
+	}
+	hundred := make([]float64, 100)
+	for i := range hundred {
+		hundred[i] = float64(i + 1)
+	}
+	rand.Shuffle(len(hundred), func(i, j int) { hundred[i], hundred[j] = hundred[j], hundred[i] })
+	near(t, Latency{Min: 1, Mean: 50.5, P50: 50, P90: 90, P99: 99, Max: 100}, summary(hundred...))
 	thousand := make([]float64, 1000)
 	for i := range thousand {
 		thousand[i] = float64(1000 - i)
 	}
-	require.Equal(t, Latency{Min: 1, Mean: 500.5, P50: 500, P90: 900, P99: 990, Max: 1000}, latencyOf(thousand))
+	near(t, Latency{Min: 1, Mean: 500.5, P50: 500, P90: 900, P99: 990, Max: 1000}, summary(thousand...))
+	// A tail: 990 calls at 2 ms, 10 at 2 s.
+	tail := slices.Repeat([]float64{2}, 990)
+	tail = append(tail, slices.Repeat([]float64{2000}, 10)...)
+	near(t, Latency{Min: 2, Mean: 21.98, P50: 2, P90: 2, P99: 2, Max: 2000}, summary(tail...))
+	near(t, Latency{Min: 2, Mean: 41.96, P50: 2, P90: 2, P99: 2000, Max: 2000}, summary(append(tail, 2000, 2000, 2000, 2000, 2000, 2000, 2000, 2000, 2000, 2000)[10:]...))
+	require.Equal(t, Latency{Min: 7, Mean: 7, P50: 7, P90: 7, P99: 7, Max: 7}, summary(7), "a percentile is never outside [min, max]")
+	require.Equal(t, Latency{Min: 0.25, Mean: 0.25, P50: 0.25, P90: 0.25, P99: 0.25, Max: 0.25}, summary(0.25))
+	require.Equal(t, Latency{}, summary())
+	require.Equal(t, 5e6, summary(5e6).P99, "beyond the histogram's hour, still within [min, max]")
+}
 
-	require.Equal(t, Latency{Min: 7, Mean: 7, P50: 7, P90: 7, P99: 7, Max: 7}, latencyOf([]float64{7}))
-	require.Equal(t, Latency{Min: 1, Mean: 2.5, P50: 1, P90: 4, P99: 4, Max: 4}, latencyOf([]float64{4, 1}))
-	require.Equal(t, Latency{}, latencyOf(nil))
-	require.Equal(t, 2.0, percentile([]float64{1, 2, 3}, 66))
-	require.Equal(t, 3.0, percentile([]float64{1, 2, 3}, 67))
-	require.Equal(t, 2.0, percentile([]float64{1, 2, 3}, 50))
-	require.Equal(t, 1.0, percentile([]float64{1, 2, 3}, 0))
+func TestRecorderTimeline(t *testing.T) {
+	t.Parallel()
+	r := newRecorder()
+	at := func(ms int) time.Time { return r.start.Add(time.Duration(ms) * time.Millisecond) }
+	ok := Result{Status: 200}
+	unavailable := Result{Status: 503, Err: &StatusError{Status: 503, Code: "unavailable"}}
+	ctx := context.Background()
+	// Second 0: 10, 20 and 30 ms, and a 503; second 1: 40 ms; second 3:
+	// 100 ms and a 503; the last call ends at 4.5 s.
+	for _, c := range []struct {
+		call       string
+		began, end int
+		res        Result
+	}{
+		{"a", 0, 10, ok}, {"a", 100, 120, ok}, {"b", 200, 230, ok}, {"a", 300, 400, unavailable},
+		{"b", 1000, 1040, ok},
+		{"a", 3000, 3100, ok}, {"b", 3200, 3300, unavailable},
+		{"a", 4400, 4500, ok},
+	} {
+		r.begin()
+		r.record(ctx, c.call, at(c.began), at(c.end), c.res)
+	}
+	r.drop("b", at(2500))
+	rep := r.report(ctx)
+	require.Equal(t, 4.5, rep.DurationSeconds)
+	require.Equal(t, 8, rep.Total.Count)
+	require.Equal(t, 6, rep.Total.OK)
+	require.Equal(t, 2, rep.Total.Errors)
+	require.Equal(t, 1, rep.Total.Dropped)
+	require.Equal(t, 0, rep.Total.NonRetriable)
+	require.InDelta(t, 8/4.5, rep.Total.Throughput, 1e-12)
+	require.InDelta(t, 5/4.5, rep.Call("a").Throughput, 1e-12)
+	require.Equal(t, map[int]int{503: 2}, rep.Total.ErrorsByStatus)
+	require.Equal(t, map[string]int{"503 unavailable": 1}, rep.Call("b").ErrorsByMessage)
+
+	type point struct{ second, count, errors, dropped, p50, p99 int }
+	timeline := func(c CallStats) []point {
+		var out []point
+		for _, p := range c.Timeline {
+			out = append(out, point{p.Second, p.Count, p.Errors, p.Dropped, int(math.Round(p.P50)), int(math.Round(p.P99))})
+		}
+		return out
+	}
+	require.Equal(t, []point{{0, 4, 1, 0, 20, 30}, {1, 1, 0, 0, 40, 40}, {2, 0, 0, 1, 0, 0}, {3, 2, 1, 0, 100, 100}, {4, 1, 0, 0, 100, 100}}, timeline(rep.Total))
+	require.Equal(t, []point{{0, 3, 1, 0, 10, 20}, {1, 0, 0, 0, 0, 0}, {2, 0, 0, 0, 0, 0}, {3, 1, 0, 0, 100, 100}, {4, 1, 0, 0, 100, 100}}, timeline(rep.Call("a")))
+	require.Equal(t, Latency{Min: 10, Mean: 50, P50: 30, P90: 100, P99: 100, Max: 100}, roundLatency(rep.Total.Latency))
+}
+
+func roundLatency(l Latency) Latency {
+	r := func(v float64) float64 { return math.Round(v) }
+	return Latency{Min: r(l.Min), Mean: r(l.Mean), P50: r(l.P50), P90: r(l.P90), P99: r(l.P99), Max: r(l.Max)}
+}
+
+func TestRecorderMemoryIsBoundedByTheRunsLength(t *testing.T) {
+	t.Parallel()
+	r := newRecorder()
+	ctx := context.Background()
+	// An hour of calls, 100 a second: only the last seconds keep a histogram.
+	for i := range 3600 * 100 {
+		end := r.start.Add(time.Duration(i) * 10 * time.Millisecond)
+		r.begin()
+		r.record(ctx, "a", end.Add(-time.Duration(1+i%50)*time.Millisecond), end, Result{Status: 200})
+	}
+	c := r.calls["a"]
+	require.Len(t, c.seconds, 3600)
+	open := 0
+	for _, s := range c.seconds {
+		if s.hist != nil {
+			open++
+		}
+	}
+	require.LessOrEqual(t, open, openSeconds)
+	// A closed second kept its percentiles.
+	require.InEpsilon(t, 25.0, c.seconds[10].p50, 1e-3)
+	require.InEpsilon(t, 50.0, c.seconds[10].p99, 1e-3)
+	rep := r.report(ctx)
+	require.Equal(t, 360000, rep.Call("a").OK)
+	require.InEpsilon(t, 25.5, rep.Call("a").Latency.Mean, 1e-9)
+	// A call filed late, in a closed second, still counts.
+	r.begin()
+	r.record(ctx, "a", r.start, r.start.Add(5*time.Millisecond), Result{Status: 200})
+	require.Equal(t, 101, r.report(ctx).Call("a").Timeline[0].Count)
 }
 
 func TestExpectations(t *testing.T) {

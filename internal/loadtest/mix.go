@@ -66,12 +66,14 @@ func (m Mix) String() string {
 }
 
 // Mixer draws the calls of the closed and open models: a kind by the mix's
-// weights, on a pair drawn from Users × [0, Artifacts).
+// weights, on a pair drawn uniformly from users × [0, artifacts), or from a
+// list of pairs.
 type Mixer struct {
 	client    *Client
 	mix       Mix
 	users     []string
 	artifacts int
+	pairs     []Pair
 	workers   []mixWorker
 	arrivals  int
 }
@@ -99,6 +101,24 @@ func (m *Mixer) Next(worker int) Op {
 	return m.draw(&m.workers[worker], worker)
 }
 
+// NewMixerOnPairs is NewMixer drawing from pairs.
+func NewMixerOnPairs(c *Client, mix Mix, pairs []Pair, workers int, seed uint64) *Mixer {
+	m := NewMixer(c, mix, nil, 0, workers, seed)
+	m.pairs = pairs
+	return m
+}
+
+// PairList is n distinct pairs over users: pair i is
+// (users[i mod len(users)], i div len(users)), so every user gets about
+// n/len(users) artifacts.
+func PairList(users []string, n int) []Pair {
+	out := make([]Pair, n)
+	for i := range out {
+		out[i] = Pair{UserID: users[i%len(users)], ArtifactID: int64(i / len(users))}
+	}
+	return out
+}
+
 // NextArrival is the next call of the open model (from one goroutine);
 // every arrival is an issuer of its own.
 func (m *Mixer) NextArrival() Op {
@@ -107,7 +127,12 @@ func (m *Mixer) NextArrival() Op {
 }
 
 func (m *Mixer) draw(w *mixWorker, issuer int) Op {
-	p := Pair{UserID: m.users[w.rng.IntN(len(m.users))], ArtifactID: int64(w.rng.IntN(m.artifacts))}
+	var p Pair
+	if m.pairs != nil {
+		p = m.pairs[w.rng.IntN(len(m.pairs))]
+	} else {
+		p = Pair{UserID: m.users[w.rng.IntN(len(m.users))], ArtifactID: int64(w.rng.IntN(m.artifacts))}
+	}
 	n := w.rng.IntN(m.mix.Write + m.mix.Strong + m.mix.Eventual)
 	switch {
 	case n < m.mix.Write:

@@ -3,11 +3,13 @@ package loadtest
 import (
 	"context"
 	"errors"
+	"math"
 	"net/url"
-	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 )
 
 // maxMessages bounds the distinct error messages kept per call; the rest
@@ -17,12 +19,29 @@ const (
 	otherMessages = "(other errors)"
 )
 
-// recorder collects the outcome of every call of a run.
+// Latencies are recorded in microseconds, from 1 µs to an hour (longer ones
+// count as an hour), to 3 significant digits: a percentile is within 0.1% of
+// the sample it stands for.
+const (
+	maxLatencyMicros = int64(time.Hour / time.Microsecond)
+	latencyDigits    = 3
+)
+
+// openSeconds is how many of the latest seconds of a call's timeline keep a
+// histogram; older ones keep only their p50 and p99. Calls are filed by
+// completion time, at completion, so they arrive almost in order; one filed
+// later than that still counts, but not in its second's percentiles.
+const openSeconds = 3
+
+// recorder collects the outcome of every call of a run, in memory bounded
+// by the number of calls' names and the run's length in seconds, not by the
+// number of calls.
 type recorder struct {
 	start time.Time
 
 	mu        sync.Mutex
 	calls     map[string]*callRecord
+	all       *callRecord // every call, for Report.Total
 	completed int
 	errors    int
 	dropped   int
@@ -31,49 +50,121 @@ type recorder struct {
 	last      time.Time // when the last call completed
 }
 
-// callRecord is everything recorded about one call, by second of the run.
+// callRecord is everything recorded about one call.
 type callRecord struct {
+	latency   latencies
 	seconds   []second
+	closed    int // seconds[:closed] have their percentiles and no histogram
 	byStatus  map[int]int
 	byMessage map[string]int
 	failed    int // non-retriable errors
 }
 
+// second is one second of a call's timeline.
 type second struct {
-	latencies []float64 // ms, successful calls completed in this second
-	errors    int
-	dropped   int
+	ok, errors, dropped int
+	hist                *hdrhistogram.PackedHistogram // µs; nil once closed or while empty
+	p50, p99            float64                       // ms, once closed
+}
+
+// latencies summarizes samples: count, min, max and mean exactly, the
+// percentiles from a histogram.
+type latencies struct {
+	hist          *hdrhistogram.Histogram // µs
+	n             int
+	sum, min, max float64 // ms
+}
+
+func (l *latencies) add(d time.Duration) {
+	if l.hist == nil {
+		l.hist = hdrhistogram.New(1, maxLatencyMicros, latencyDigits)
+	}
+	ms := float64(d) / float64(time.Millisecond)
+	if l.n == 0 || ms < l.min {
+		l.min = ms
+	}
+	l.max = max(l.max, ms)
+	l.n++
+	l.sum += ms
+	_ = l.hist.RecordValue(micros(d)) // micros is always in range
+}
+
+// summary is the Latency of the samples (zero when none). The percentiles
+// are kept within [min, max].
+func (l *latencies) summary() Latency {
+	if l.n == 0 {
+		return Latency{}
+	}
+	p := func(q float64) float64 {
+		return math.Min(math.Max(float64(l.hist.ValueAtPercentile(q))/1000, l.min), l.max)
+	}
+	return Latency{Min: l.min, Mean: l.sum / float64(l.n), P50: p(50), P90: p(90), P99: p(99), Max: l.max}
+}
+
+// micros is d in whole microseconds, within the histograms' range.
+func micros(d time.Duration) int64 {
+	return min(max(int64(d/time.Microsecond), 0), maxLatencyMicros)
 }
 
 func newRecorder() *recorder {
-	return &recorder{start: time.Now(), calls: map[string]*callRecord{}}
+	return &recorder{start: time.Now(), calls: map[string]*callRecord{}, all: newCallRecord()}
+}
+
+func newCallRecord() *callRecord {
+	return &callRecord{byStatus: map[int]int{}, byMessage: map[string]int{}}
 }
 
 func (r *recorder) call(name string) *callRecord {
 	c := r.calls[name]
 	if c == nil {
-		c = &callRecord{byStatus: map[int]int{}, byMessage: map[string]int{}}
+		c = newCallRecord()
 		r.calls[name] = c
 	}
 	return c
 }
 
+// second returns second i of the timeline, closing those that fell out of
+// the open window.
 func (c *callRecord) second(i int) *second {
-	if i < 0 {
-		i = 0
-	}
+	i = max(i, 0)
 	for len(c.seconds) <= i {
 		c.seconds = append(c.seconds, second{})
+	}
+	for ; c.closed < i-openSeconds+1; c.closed++ {
+		c.seconds[c.closed].close()
 	}
 	return &c.seconds[i]
 }
 
+func (s *second) add(d time.Duration) {
+	s.ok++
+	if s.hist == nil {
+		s.hist = hdrhistogram.NewPacked(1, maxLatencyMicros, latencyDigits)
+	}
+	_ = s.hist.RecordValue(micros(d))
+}
+
+// percentiles are the second's p50 and p99 (ms), from its histogram while
+// it is open.
+func (s *second) percentiles() (p50, p99 float64) {
+	if s.hist == nil {
+		return s.p50, s.p99
+	}
+	return float64(s.hist.ValueAtPercentile(50)) / 1000, float64(s.hist.ValueAtPercentile(99)) / 1000
+}
+
+func (s *second) close() {
+	s.p50, s.p99 = s.percentiles()
+	s.hist = nil
+}
+
 // run performs op now and records it, latency measured from now.
-func (r *recorder) run(ctx context.Context, op Op) {
+func (r *recorder) run(ctx context.Context, op Op) Result {
 	r.begin()
 	began := time.Now()
 	res := op.Do(ctx)
 	r.record(ctx, op.Call, began, time.Now(), res)
+	return res
 }
 
 func (r *recorder) begin() {
@@ -97,22 +188,27 @@ func (r *recorder) record(ctx context.Context, call string, began, end time.Time
 	if end.After(r.last) {
 		r.last = end
 	}
-	c := r.call(call)
-	s := c.second(int(end.Sub(r.start) / time.Second))
+	i := int(end.Sub(r.start) / time.Second)
 	if res.Err == nil {
-		s.latencies = append(s.latencies, float64(end.Sub(began))/float64(time.Millisecond))
+		for _, c := range []*callRecord{r.call(call), r.all} {
+			c.latency.add(end.Sub(began))
+			c.second(i).add(end.Sub(began))
+		}
 		return
 	}
 	r.errors++
-	s.errors++
-	c.byStatus[res.Status]++
 	msg := errorMessage(res.Err)
-	if _, ok := c.byMessage[msg]; !ok && len(c.byMessage) >= maxMessages {
-		msg = otherMessages
-	}
-	c.byMessage[msg]++
-	if !res.Retriable() {
-		c.failed++
+	for _, c := range []*callRecord{r.call(call), r.all} {
+		c.second(i).errors++
+		c.byStatus[res.Status]++
+		m := msg
+		if _, ok := c.byMessage[m]; !ok && len(c.byMessage) >= maxMessages {
+			m = otherMessages
+		}
+		c.byMessage[m]++
+		if !res.Retriable() {
+			c.failed++
+		}
 	}
 }
 
@@ -121,7 +217,9 @@ func (r *recorder) drop(call string, due time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.dropped++
-	r.call(call).second(int(due.Sub(r.start)/time.Second)).dropped++
+	i := int(due.Sub(r.start) / time.Second)
+	r.call(call).second(i).dropped++
+	r.all.second(i).dropped++
 }
 
 func (r *recorder) progress() Progress {
@@ -160,48 +258,29 @@ func (r *recorder) report(ctx context.Context) *Report {
 		Interrupted:     ctx.Err() != nil,
 		Canceled:        r.canceled,
 	}
-	// Total is the stats of all the calls' records merged.
-	all := &callRecord{byStatus: map[int]int{}, byMessage: map[string]int{}}
 	for _, name := range sortCalls(r.calls) {
-		c := r.calls[name]
-		rep.Calls = append(rep.Calls, c.stats(name, window))
-		for i, s := range c.seconds {
-			m := all.second(i)
-			m.latencies = append(m.latencies, s.latencies...)
-			m.errors += s.errors
-			m.dropped += s.dropped
-		}
-		for k, v := range c.byStatus {
-			all.byStatus[k] += v
-		}
-		for k, v := range c.byMessage {
-			all.byMessage[k] += v
-		}
-		all.failed += c.failed
+		rep.Calls = append(rep.Calls, r.calls[name].stats(name, window))
 	}
-	rep.Total = all.stats("all", window)
+	rep.Total = r.all.stats("all", window)
 	return rep
 }
 
 func (c *callRecord) stats(name string, window float64) CallStats {
 	st := CallStats{Call: name, NonRetriable: c.failed}
-	var all []float64
-	for i, s := range c.seconds {
-		all = append(all, s.latencies...)
-		st.OK += len(s.latencies)
+	for i := range c.seconds {
+		s := &c.seconds[i]
+		st.OK += s.ok
 		st.Errors += s.errors
 		st.Dropped += s.dropped
-		p := Point{Second: i, Count: len(s.latencies) + s.errors, Errors: s.errors, Dropped: s.dropped}
-		if len(s.latencies) > 0 {
-			slices.Sort(s.latencies)
-			p.P50 = percentile(s.latencies, 50)
-			p.P99 = percentile(s.latencies, 99)
+		p := Point{Second: i, Count: s.ok + s.errors, Errors: s.errors, Dropped: s.dropped}
+		if s.ok > 0 {
+			p.P50, p.P99 = s.percentiles()
 		}
 		st.Timeline = append(st.Timeline, p)
 	}
 	st.Count = st.OK + st.Errors
 	st.Throughput = throughput(st.Count, window)
-	st.Latency = latencyOf(all)
+	st.Latency = c.latency.summary()
 	st.ErrorsByStatus = nonEmpty(c.byStatus)
 	st.ErrorsByMessage = nonEmpty(c.byMessage)
 	return st
@@ -214,11 +293,15 @@ func throughput(n int, window float64) float64 {
 	return float64(n) / window
 }
 
-// nonEmpty is m, or nil when m is empty (so a report round-trips through
-// JSON with omitempty).
+// nonEmpty is a copy of m, or nil when m is empty (so a report round-trips
+// through JSON with omitempty).
 func nonEmpty[K comparable](m map[K]int) map[K]int {
 	if len(m) == 0 {
 		return nil
 	}
-	return m
+	out := make(map[K]int, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
 }

@@ -5,11 +5,12 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"math"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/artifactstate/artifactstate/internal/linearizability"
 )
 
 // Report is what a run measured, plus what the caller adds: the scenario
@@ -31,6 +32,13 @@ type Report struct {
 	Total        CallStats     `json:"total"`
 	Calls        []CallStats   `json:"calls"`
 	Verification *Verification `json:"verification,omitempty"`
+	// ZeroErrors: the scenario expects every call to succeed, so any error
+	// (even a 503 or 504) fails the run.
+	ZeroErrors bool `json:"zeroErrorsExpected,omitempty"`
+	// ReadAfterWrite is the new-pairs scenario's check.
+	ReadAfterWrite *ReadAfterWrite `json:"readAfterWrite,omitempty"`
+	// Linearizability is the hot-pair scenario's check of its history.
+	Linearizability *linearizability.Report `json:"linearizability,omitempty"`
 }
 
 // CallStats are the figures of one call (or of all, in Report.Total).
@@ -81,9 +89,31 @@ type Point struct {
 }
 
 // Failed reports whether the run had errors that retrying would not fix
-// (anything but 503, 504 and client timeouts), or a failed verification.
+// (anything but 503, 504 and client timeouts), or any error when ZeroErrors,
+// or a check failed.
 func (r *Report) Failed() bool {
-	return r.Total.NonRetriable > 0 || (r.Verification != nil && r.Verification.Failed())
+	return len(r.Failures()) > 0
+}
+
+// Failures says why the run failed (nothing if it did not).
+func (r *Report) Failures() []string {
+	var out []string
+	switch {
+	case r.ZeroErrors && r.Total.Errors > 0:
+		out = append(out, fmt.Sprintf("%d calls failed (this scenario expects none)", r.Total.Errors))
+	case r.Total.NonRetriable > 0:
+		out = append(out, fmt.Sprintf("%d calls failed with a non-retriable error", r.Total.NonRetriable))
+	}
+	if r.Verification != nil && r.Verification.Failed() {
+		out = append(out, "the verification of the final state failed")
+	}
+	if r.ReadAfterWrite != nil && r.ReadAfterWrite.Failed() {
+		out = append(out, "a new pair was not written, or not read back as written")
+	}
+	if r.Linearizability != nil && !r.Linearizability.OK() {
+		out = append(out, "the history is not linearizable (or its check timed out)")
+	}
+	return out
 }
 
 // Call returns the stats of the named call (zero if it never ran).
@@ -109,37 +139,6 @@ func (c CallStats) latencyCells() []string {
 		}
 	}
 	return out
-}
-
-// percentile is the nearest-rank p-th percentile of sorted samples: the
-// smallest sample with at least p% of the samples at or below it.
-func percentile(sorted []float64, p float64) float64 {
-	n := len(sorted)
-	if n == 0 {
-		return 0
-	}
-	rank := int(math.Ceil(p / 100 * float64(n)))
-	return sorted[min(max(rank, 1), n)-1]
-}
-
-// latencyOf summarizes samples (sorting them in place).
-func latencyOf(samples []float64) Latency {
-	if len(samples) == 0 {
-		return Latency{}
-	}
-	slices.Sort(samples)
-	sum := 0.0
-	for _, v := range samples {
-		sum += v
-	}
-	return Latency{
-		Min:  samples[0],
-		Mean: sum / float64(len(samples)),
-		P50:  percentile(samples, 50),
-		P90:  percentile(samples, 90),
-		P99:  percentile(samples, 99),
-		Max:  samples[len(samples)-1],
-	}
 }
 
 // callOrder is the order of the known calls in reports: the Gatling
@@ -234,10 +233,22 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 		fmt.Fprintf(&b, "  by status: %s\n", strings.Join(byStatus, ", "))
 	}
-	if v := r.Verification; v != nil {
-		b.WriteString("\n")
-		v.writeText(&b)
-	}
+	r.writeChecks(&b)
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeChecks writes the checks' results, each after a blank line.
+func (r *Report) writeChecks(w io.Writer) {
+	if v := r.ReadAfterWrite; v != nil {
+		fmt.Fprintln(w)
+		v.writeText(w)
+	}
+	if l := r.Linearizability; l != nil {
+		fmt.Fprintf(w, "\nlinearizability: %s\n", l)
+	}
+	if v := r.Verification; v != nil {
+		fmt.Fprintln(w)
+		v.writeText(w)
+	}
 }

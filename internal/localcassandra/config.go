@@ -36,9 +36,9 @@ type Options struct {
 	StartTimeout time.Duration
 	// Logger receives progress messages; default discards them.
 	Logger *slog.Logger
-	// NativePort (CQL) and StoragePort, when not zero, replace the free ports
-	// picked at each start: a test restarting a node on the same port checks
-	// that clients reconnect by themselves.
+	// NativePort (CQL) and StoragePort, when not zero, are the ports to use.
+	// Otherwise the first start of a run dir picks free ones, and later
+	// starts reuse them (see address).
 	NativePort, StoragePort int
 }
 
@@ -172,6 +172,7 @@ func (l layout) triggers() string { return filepath.Join(l.dir, "triggers") }
 func (l layout) tmp() string      { return filepath.Join(l.dir, "tmp") }
 func (l layout) pidFile() string  { return filepath.Join(l.dir, "cassandra.pid") }
 func (l layout) state() string    { return filepath.Join(l.dir, "state.json") }
+func (l layout) address() string  { return filepath.Join(l.dir, "address.json") }
 func (l layout) lock() string     { return filepath.Join(l.dir, ".lock") }
 func (l layout) yamlURL() string  { return "file://" + l.yaml() }
 func (l layout) mkdirs() []string {
@@ -325,6 +326,95 @@ func freePorts(host string, n int) ([]int, error) {
 		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
+}
+
+// address is the run dir's ports, kept in address.json across stops (unlike
+// state): a restarted node comes back on the address its clients were given,
+// as a restarted Cassandra server does.
+type address struct {
+	NativePort  int `json:"native_port"`
+	StoragePort int `json:"storage_port"`
+}
+
+// chooseAddress returns the ports of the next start: those of opts when set,
+// else the ones the run dir used before, else free ones. A remembered port
+// that another process now holds is an error rather than a silent move, since
+// clients configured with the old address would never find the node.
+func chooseAddress(l layout, opts Options) (address, error) {
+	a, err := readAddress(l)
+	if err != nil {
+		return address{}, err
+	}
+	remembered := a
+	if opts.NativePort != 0 {
+		a.NativePort = opts.NativePort
+	}
+	if opts.StoragePort != 0 {
+		a.StoragePort = opts.StoragePort
+	}
+	for _, p := range []struct {
+		name string
+		port int
+	}{{"CQL", a.NativePort}, {"storage", a.StoragePort}} {
+		if p.port == 0 {
+			continue
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort(loopback, strconv.Itoa(p.port)))
+		if err != nil {
+			hint := ""
+			if p.port == remembered.NativePort || p.port == remembered.StoragePort {
+				hint = fmt.Sprintf(" (this run dir's address, kept in %s: free the port, or delete that file to pick new ports)", l.address())
+			}
+			return address{}, fmt.Errorf("localcassandra: %s port %d is in use%s: %w", p.name, p.port, hint, err)
+		}
+		ln.Close()
+	}
+	if a.NativePort == 0 || a.StoragePort == 0 {
+		free, err := freePorts(loopback, 3) // three: one may equal the port already chosen
+		if err != nil {
+			return address{}, err
+		}
+		for _, p := range free {
+			switch {
+			case p == a.NativePort || p == a.StoragePort:
+			case a.NativePort == 0:
+				a.NativePort = p
+			case a.StoragePort == 0:
+				a.StoragePort = p
+			}
+		}
+	}
+	if a.NativePort == a.StoragePort {
+		return address{}, fmt.Errorf("localcassandra: CQL and storage port are both %d", a.NativePort)
+	}
+	return a, nil
+}
+
+// readAddress returns the remembered address; zero ports if there is none.
+func readAddress(l layout) (address, error) {
+	var a address
+	b, err := os.ReadFile(l.address())
+	if errors.Is(err, os.ErrNotExist) {
+		return a, nil
+	}
+	if err != nil {
+		return a, fmt.Errorf("localcassandra: read address: %w", err)
+	}
+	if err := json.Unmarshal(b, &a); err != nil {
+		return a, fmt.Errorf("localcassandra: parse %s (delete it to pick new ports): %w", l.address(), err)
+	}
+	return a, nil
+}
+
+func writeAddress(l layout, a address) error {
+	b, err := json.MarshalIndent(a, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(l.address(), append(b, '\n')); err != nil {
+		return fmt.Errorf("localcassandra: write address: %w", err)
+	}
+	return nil
 }
 
 // state is persisted as state.json in the run dir.

@@ -89,6 +89,65 @@ func TestFreePorts(t *testing.T) {
 	}
 }
 
+// A run dir keeps its address: the first start picks free ports, later
+// starts reuse them, and a remembered port taken by another process is a
+// clear error rather than a move clients would not follow.
+func TestChooseAddressKeepsTheRunDirsPorts(t *testing.T) {
+	l := layout{t.TempDir()}
+	first, err := chooseAddress(l, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.NativePort <= 0 || first.StoragePort <= 0 || first.NativePort == first.StoragePort {
+		t.Fatalf("first address %+v, want two distinct ports", first)
+	}
+	if err := writeAddress(l, first); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		again, err := chooseAddress(l, Options{})
+		if err != nil || again != first {
+			t.Fatalf("restart address = %+v, %v; want %+v", again, err, first)
+		}
+	}
+	other := freePortNot(t, first.NativePort, first.StoragePort)
+	override, err := chooseAddress(l, Options{NativePort: other})
+	if err != nil || override != (address{NativePort: other, StoragePort: first.StoragePort}) {
+		t.Fatalf("with NativePort set: %+v, %v", override, err)
+	}
+
+	ln, err := net.Listen("tcp", net.JoinHostPort(loopback, strconv.Itoa(first.NativePort)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, err = chooseAddress(l, Options{})
+	if err == nil || !strings.Contains(err.Error(), "address.json") || !strings.Contains(err.Error(), strconv.Itoa(first.NativePort)) {
+		t.Fatalf("remembered port in use: err = %v, want one naming the port and address.json", err)
+	}
+
+	fresh, err := chooseAddress(layout{t.TempDir()}, Options{StoragePort: first.StoragePort})
+	if err != nil || fresh.StoragePort != first.StoragePort || fresh.NativePort <= 0 || fresh.NativePort == fresh.StoragePort {
+		t.Fatalf("only StoragePort set: %+v, %v", fresh, err)
+	}
+}
+
+// freePortNot returns a free port other than the given ones.
+func freePortNot(t *testing.T, not ...int) int {
+	t.Helper()
+	ports, err := freePorts(loopback, len(not)+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ports {
+		if !slices.Contains(not, p) {
+			return p
+		}
+	}
+	t.Fatalf("no free port outside %v", not)
+	return 0
+}
+
 func TestStateRoundTrip(t *testing.T) {
 	l := layout{t.TempDir()}
 	if _, err := readState(l); !errors.Is(err, errNoState) {

@@ -14,7 +14,7 @@ import (
 const SkipEnv = "ARTIFACTSTATE_SKIP_CASSANDRA"
 
 // TestStartStop runs a real node: fetch, start, query, stop, restart on the
-// same run dir (data must survive), stop.
+// same run dir (data and address must survive), stop.
 func TestStartStop(t *testing.T) {
 	if os.Getenv(SkipEnv) == "1" {
 		t.Log("!!! Cassandra integration tests SKIPPED by request (" + SkipEnv + "=1) !!!")
@@ -67,6 +67,10 @@ func TestStartStop(t *testing.T) {
 	n2 := start(ctx, t, opts)
 	if n2.PID == n.PID {
 		t.Fatalf("restart reused pid %d", n.PID)
+	}
+	if n2.NativePort != n.NativePort || n2.StoragePort != n.StoragePort {
+		t.Fatalf("restart moved the node from %s (storage %d) to %s (storage %d); clients would not find it",
+			n.CQLAddress(), n.StoragePort, n2.CQLAddress(), n2.StoragePort)
 	}
 	s, err = newSession(n2, "lc_test")
 	if err != nil {

@@ -43,8 +43,8 @@ func (n *Node) CQLAddress() string { return net.JoinHostPort(n.Host, strconv.Ito
 
 // Start starts a node in opts.RunDir, or returns the node already running
 // there. It fetches the jars if needed and returns once a CQL query succeeds.
-// Data survives restarts of the same run dir; ports are picked afresh each
-// start. On failure the JVM it launched is killed and the error carries the
+// Data and address survive restarts of the same run dir: the first start
+// picks free ports (unless opts names them) and later starts reuse them. On failure the JVM it launched is killed and the error carries the
 // tail of the node's log.
 func Start(ctx context.Context, opts Options) (*Node, error) {
 	opts = opts.withDefaults()
@@ -97,17 +97,14 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	ports, err := freePorts(loopback, 2)
+	addr, err := chooseAddress(l, opts)
 	if err != nil {
 		return nil, err
 	}
-	nativePort, storagePort := ports[0], ports[1]
-	if opts.NativePort != 0 {
-		nativePort = opts.NativePort
+	if err := writeAddress(l, addr); err != nil {
+		return nil, err
 	}
-	if opts.StoragePort != 0 {
-		storagePort = opts.StoragePort
-	}
+	nativePort, storagePort := addr.NativePort, addr.StoragePort
 	yml, err := yamlFor(l, loopback, nativePort, storagePort)
 	if err != nil {
 		return nil, fmt.Errorf("localcassandra: render cassandra.yaml: %w", err)
@@ -344,6 +341,9 @@ func newSession(n *Node, keyspace string) (*gocql.Session, error) {
 	c.Timeout = 10 * time.Second
 	c.ConnectTimeout = 5 * time.Second
 	c.DisableInitialHostLookup = true // one node: no need to read system.peers
+	// No negotiation: a node still starting rejects the newer protocol
+	// versions and logs a "Protocol exception" for each try.
+	c.ProtoVersion = 4
 	return c.CreateSession()
 }
 

@@ -32,6 +32,7 @@ type Metrics struct {
 	projectionRetries  prometheus.Counter
 	projectionLag      prometheus.Histogram
 	projectionInFlight prometheus.Gauge
+	projectionClock    prometheus.Counter
 
 	cassandraDuration *prometheus.HistogramVec
 	cassandraErrors   *prometheus.CounterVec
@@ -79,6 +80,10 @@ func New(version, commit string) *Metrics {
 		Help:    "Time from a state change in an entity to its row written in Cassandra.",
 		Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900},
 	})
+	m.projectionClock = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: Namespace, Subsystem: "projection", Name: "clock_adjusted_total",
+		Help: "Projections that found a newer write in the row than the entity's projection clock (a write Cassandra would have ignored) and wrote above it.",
+	})
 	m.projectionInFlight = prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: Namespace, Subsystem: "projection", Name: "in_flight",
 		Help: "Projection attempts running in this worker.",
@@ -92,7 +97,7 @@ func New(version, commit string) *Metrics {
 		Help: "Cassandra queries and batches that failed, by operation.",
 	}, []string{"operation"})
 	for _, c := range []prometheus.Collector{m.httpRequests, m.httpDuration, m.httpInFlight,
-		m.projectionAttempts, m.projectionRetries, m.projectionLag, m.projectionInFlight,
+		m.projectionAttempts, m.projectionRetries, m.projectionLag, m.projectionInFlight, m.projectionClock,
 		m.cassandraDuration, m.cassandraErrors} {
 		f(c)
 	}

@@ -29,24 +29,42 @@ func TestTemporalHandlerNames(t *testing.T) {
 	h.Timer("temporal_request_latency").Record(30 * time.Millisecond)
 	h.Gauge("temporal_sticky_cache_size").Update(7)
 	out := scrape(t, m)
-	require.Contains(t, out, `temporal_request_total{namespace="default",operation="QueryWorkflow"} 2`)
-	require.Contains(t, out, `already_total{namespace="default",operation="QueryWorkflow"} 1`)
-	require.Contains(t, out, `temporal_request_latency_seconds_bucket{namespace="default",operation="QueryWorkflow",le="0.05"} 1`)
-	require.Contains(t, out, `temporal_sticky_cache_size{namespace="default",operation="QueryWorkflow"} 7`)
+	require.Contains(t, out, `temporal_request_total{`+labels(map[string]string{"namespace": "default", "operation": "QueryWorkflow"})+`} 2`)
+	require.Contains(t, out, `already_total{`+labels(map[string]string{"namespace": "default", "operation": "QueryWorkflow"})+`} 1`)
+	require.Contains(t, out, `temporal_request_latency_seconds_bucket{`+labels(map[string]string{"namespace": "default", "operation": "QueryWorkflow"})+`,le="0.05"} 1`)
+	require.Contains(t, out, `temporal_sticky_cache_size{`+labels(map[string]string{"namespace": "default", "operation": "QueryWorkflow"})+`} 7`)
 }
 
-// A name emitted later with another tag set must not panic or be lost.
-func TestTemporalHandlerToleratesChangingTags(t *testing.T) {
+// The SDK emits one name with several tag sets: every set keeps its tags,
+// whichever came first (a failed request adds status_code).
+func TestTemporalHandlerKeepsEveryTagSet(t *testing.T) {
 	t.Parallel()
-	m := New("v", "c")
-	m.Temporal().WithTags(map[string]string{"a": "1"}).Counter("x").Inc(1)
-	require.NotPanics(t, func() {
-		m.Temporal().WithTags(map[string]string{"b": "2"}).Counter("x").Inc(1)
-		m.Temporal().Gauge("x_total").Update(1) // another type under the same name
-	})
-	out := scrape(t, m)
-	require.Contains(t, out, `x_total{a="1"} 1`)
-	require.Contains(t, out, `x_total{a=""} 1`)
+	for _, order := range [][]map[string]string{
+		{{"operation": "QueryWorkflow"}, {"operation": "QueryWorkflow", "status_code": "NOT_FOUND"}},
+		{{"operation": "QueryWorkflow", "status_code": "NOT_FOUND"}, {"operation": "QueryWorkflow"}},
+	} {
+		m := New("v", "c")
+		for _, tags := range order {
+			m.Temporal().WithTags(tags).Counter("temporal_request_failure").Inc(1)
+		}
+		require.NotPanics(t, func() {
+			m.Temporal().WithTags(map[string]string{"unknown_tag": "x"}).Counter("temporal_request_failure").Inc(1)
+			m.Temporal().Gauge("temporal_request_failure_total").Update(1) // another type under the same name
+		})
+		out := scrape(t, m)
+		require.Contains(t, out, `temporal_request_failure_total{`+labels(map[string]string{"operation": "QueryWorkflow", "status_code": "NOT_FOUND"})+`} 1`)
+		require.Contains(t, out, `temporal_request_failure_total{`+labels(map[string]string{"operation": "QueryWorkflow"})+`} 1`)
+		require.Contains(t, out, `temporal_request_failure_total{`+labels(nil)+`} 1`, "an unknown tag is dropped")
+	}
+}
+
+// labels renders every Temporal label, in order, with the values given.
+func labels(values map[string]string) string {
+	var parts []string
+	for _, l := range temporalLabels {
+		parts = append(parts, l+`="`+values[l]+`"`)
+	}
+	return strings.Join(parts, ",")
 }
 
 func TestHTTPAndProjectionSeries(t *testing.T) {

@@ -2,7 +2,8 @@ package metrics
 
 import "time"
 
-// ProjectionStarted and ProjectionFinished implement activities.Observer.
+// ProjectionStarted, ProjectionFinished and ProjectionClockAdjusted
+// implement activities.Observer.
 func (m *Metrics) ProjectionStarted() { m.projectionInFlight.Inc() }
 
 // ProjectionFinished records one attempt's result; lag counts when ok.
@@ -16,3 +17,6 @@ func (m *Metrics) ProjectionFinished(result string, attempt int32, lag time.Dura
 		m.projectionLag.Observe(lag.Seconds())
 	}
 }
+
+// ProjectionClockAdjusted counts a projection written above a newer row.
+func (m *Metrics) ProjectionClockAdjusted() { m.projectionClock.Inc() }

@@ -2,7 +2,6 @@ package metrics
 
 import (
 	"maps"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -16,9 +15,12 @@ import (
 // suffix, the names Temporal's public SDK dashboards query
 // (temporal_request_total, temporal_request_latency_seconds_bucket, ...).
 //
-// Prometheus needs one label set per metric name; the SDK usually emits a
-// name with one tag set, and if it ever emits another, tags the first set
-// lacks are dropped and missing ones are empty rather than failing.
+// Prometheus needs one label set per metric name, while the SDK emits a name
+// with different tag sets (an error adds status_code, a worker metric has no
+// operation, ...). Every metric therefore gets the same labels: every tag the
+// SDK and our workflow code use (temporalLabels), whatever was emitted
+// first; a tag not emitted is empty (PromQL treats an empty label as absent).
+// A tag outside that list is dropped, whichever emission brings it.
 type temporalHandler struct {
 	reg  prometheus.Registerer
 	mu   *sync.Mutex
@@ -35,6 +37,13 @@ type vec struct {
 
 func newTemporalHandler(reg prometheus.Registerer) *temporalHandler {
 	return &temporalHandler{reg: reg, mu: &sync.Mutex{}, vecs: map[string]*vec{}, tags: map[string]string{}}
+}
+
+// temporalLabels are the tags the SDK (internal/common/metrics/constants.go
+// of go.temporal.io/sdk) and the entity workflow's metrics use.
+var temporalLabels = []string{
+	"activity_type", "cause", "client_name", "command", "failure_reason", "namespace", "nexus_operation",
+	"nexus_service", "operation", "poller_type", "status_code", "task_queue", "worker_type", "workflow_type",
 }
 
 // Temporal is the SDK metrics handler to set in client.Options.
@@ -90,7 +99,7 @@ func (h *temporalHandler) vec(name string, create func(labels []string) *vec) *v
 	if v, ok := h.vecs[name]; ok {
 		return v
 	}
-	v := create(slices.Sorted(maps.Keys(h.tags)))
+	v := create(temporalLabels)
 	var c prometheus.Collector
 	switch {
 	case v.counter != nil:

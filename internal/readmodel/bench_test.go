@@ -54,7 +54,7 @@ func BenchmarkProjectionWrite(b *testing.B) {
 				v := version + 1 + rng.Uint64N(3)
 				row := Row{UserID: "u" + fmt.Sprint(rng.IntN(1000)), ArtifactID: rng.Int64N(500), ArtifactRead: true,
 					ArtifactInUserFeed: rng.IntN(2) == 0, Version: v, ChangedAt: time.Now()}
-				if err := store.Write(ctx, row); err != nil {
+				if err := store.Project(ctx, Projection{Row: row, Timestamp: int64(v), RemoveFromFeed: !row.ArtifactInUserFeed}); err != nil {
 					b.Error(err)
 					return
 				}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	gocql "github.com/apache/cassandra-gocql-driver/v2"
 
@@ -107,5 +108,37 @@ func TestClassify(t *testing.T) {
 	}
 	if classify(nil) != nil {
 		t.Error("nil must stay nil")
+	}
+}
+
+// The watchdog replaces a session only after it has had no host for
+// staleSessionAfter, never while the driver has a connection (even one that
+// answers errors), and then waits as long again before the next try.
+func TestStalenessReplacesOnlyAfterAWhileWithoutHosts(t *testing.T) {
+	var st staleness
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	noHosts := fmt.Errorf("query: %w", gocql.ErrNoConnections)
+	steps := []struct {
+		at   time.Duration
+		err  error
+		want bool
+	}{
+		{0, nil, false},
+		{5 * time.Second, noHosts, false}, // lost: start counting
+		{5*time.Second + staleSessionAfter - time.Second, noHosts, false},        // not yet
+		{5*time.Second + staleSessionAfter, noHosts, true},                       // stale: replace
+		{6*time.Second + staleSessionAfter, noHosts, false},                      // counting again
+		{5*time.Second + 2*staleSessionAfter, noHosts, true},                     // next try, as long again later
+		{6*time.Second + 2*staleSessionAfter, gocql.ErrTimeoutNoResponse, false}, // a connection: reset
+		{7*time.Second + 2*staleSessionAfter, noHosts, false},
+		{7*time.Second + 3*staleSessionAfter - time.Second, nil, false}, // answered: reset
+		{7*time.Second + 3*staleSessionAfter, noHosts, false},
+		{8*time.Second + 4*staleSessionAfter, noHosts, true},
+	}
+	for i, s := range steps {
+		if got := st.observe(s.err, at(s.at)); got != s.want {
+			t.Fatalf("step %d (t=%v, err=%v): replace = %t, want %t", i, s.at, s.err, got, s.want)
+		}
 	}
 }

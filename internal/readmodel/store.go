@@ -26,12 +26,32 @@ type Row struct {
 	ArtifactID         int64
 	ArtifactRead       bool
 	ArtifactInUserFeed bool
-	// Version is the entity's state version: every statement of a projection
-	// is written USING TIMESTAMP Version, so a projection of an older version,
-	// or the same one again, changes nothing.
+	// Version is the entity's state version.
 	Version uint64
 	// ChangedAt is when the entity's state last changed (workflow time).
 	ChangedAt time.Time
+}
+
+// Projection is one write of a pair's row. Every statement carries
+// Timestamp as its write timestamp (Cassandra keeps the cell with the
+// highest timestamp), which is what makes older, repeated and reordered
+// projections harmless.
+type Projection struct {
+	Row Row
+	// Timestamp is the write timestamp, in microseconds.
+	Timestamp int64
+	// RemoveFromFeed and RemoveFromRead delete the pair from user_feed and
+	// user_read. A delete writes a tombstone into the user's partition, so
+	// the projection asks for one only when a flag went from true to false.
+	RemoveFromFeed, RemoveFromRead bool
+}
+
+// Stamp is a pair's projected flags and the newest write timestamp of its
+// row's cells.
+type Stamp struct {
+	ArtifactRead, ArtifactInUserFeed bool
+	// Timestamp is the row's write timestamp (WRITETIME), in microseconds.
+	Timestamp int64
 }
 
 // Page is one page of artifact IDs; Next is empty on the last page.
@@ -55,6 +75,8 @@ type Store struct {
 
 	mu      sync.Mutex
 	session *gocql.Session
+	// stopWatch ends the watchdog of session (see watch).
+	stopWatch chan struct{}
 }
 
 // NewStore returns a Store for cfg; it does not connect yet. observer may
@@ -68,18 +90,44 @@ func (s *Store) Close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.session != nil {
+		close(s.stopWatch)
 		s.session.Close()
 		s.session = nil
 	}
 }
 
+// connect returns the current session, opening one if there is none. The
+// driver reconnects a session to nodes that come back by itself; watch
+// replaces a session the driver could not bring back.
 func (s *Store) connect() (*gocql.Session, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.session != nil && !s.session.Closed() {
 		return s.session, nil
 	}
+	if s.session != nil {
+		close(s.stopWatch)
+		s.session = nil
+	}
+	session, err := s.newSession()
+	if err != nil {
+		return nil, err
+	}
+	s.logger.Info("Connected to the read model", "hosts", s.cfg.Hosts, "keyspace", s.cfg.Keyspace)
+	s.setSession(session)
+	return session, nil
+}
+
+// setSession makes session the current one and starts its watchdog; the
+// caller holds s.mu.
+func (s *Store) setSession(session *gocql.Session) {
+	s.session, s.stopWatch = session, make(chan struct{})
+	go s.watch(session, s.stopWatch)
+}
+
+func (s *Store) newSession() (*gocql.Session, error) {
 	cluster := newCluster(s.cfg, s.cfg.Keyspace)
+	cluster.Logger = driverLogger{s.logger.With("component", "gocql")}
 	if s.observer != nil {
 		cluster.QueryObserver, cluster.BatchObserver = s.observer, s.observer
 	}
@@ -87,8 +135,6 @@ func (s *Store) connect() (*gocql.Session, error) {
 	if err != nil {
 		return nil, classify(fmt.Errorf("connect to Cassandra %v: %w", s.cfg.Hosts, err))
 	}
-	s.logger.Info("Connected to the read model", "hosts", s.cfg.Hosts, "keyspace", s.cfg.Keyspace)
-	s.session = session
 	return session, nil
 }
 
@@ -102,28 +148,56 @@ func (s *Store) Ping(ctx context.Context) error {
 	return classify(session.Query("SELECT release_version FROM system.local").ScanContext(ctx, &v))
 }
 
-// Write projects row. Every statement carries the version as its write
-// timestamp (Cassandra keeps the cell with the highest timestamp), which is
-// what makes older, repeated and reordered projections harmless.
-func (s *Store) Write(ctx context.Context, row Row) error {
+// Project writes p: one unlogged batch of the state row and, as the flags
+// say, an insert into or a delete from each list table.
+func (s *Store) Project(ctx context.Context, p Projection) error {
 	session, err := s.connect()
 	if err != nil {
 		return err
 	}
-	b := session.Batch(gocql.UnloggedBatch).WithTimestamp(int64(row.Version))
+	row := p.Row
+	b := session.Batch(gocql.UnloggedBatch).WithTimestamp(p.Timestamp)
 	b.Query(`INSERT INTO artifact_state (user_id, artifact_id, artifact_read, artifact_in_user_feed, version, changed_at)
 		VALUES (?, ?, ?, ?, ?, ?)`, row.UserID, row.ArtifactID, row.ArtifactRead, row.ArtifactInUserFeed, int64(row.Version), row.ChangedAt)
-	if row.ArtifactInUserFeed {
+	switch {
+	case row.ArtifactInUserFeed:
 		b.Query(`INSERT INTO user_feed (user_id, artifact_id) VALUES (?, ?)`, row.UserID, row.ArtifactID)
-	} else {
+	case p.RemoveFromFeed:
 		b.Query(`DELETE FROM user_feed WHERE user_id = ? AND artifact_id = ?`, row.UserID, row.ArtifactID)
 	}
-	if row.ArtifactRead {
+	switch {
+	case row.ArtifactRead:
 		b.Query(`INSERT INTO user_read (user_id, artifact_id) VALUES (?, ?)`, row.UserID, row.ArtifactID)
-	} else {
+	case p.RemoveFromRead:
 		b.Query(`DELETE FROM user_read WHERE user_id = ? AND artifact_id = ?`, row.UserID, row.ArtifactID)
 	}
 	return classify(b.ExecContext(ctx))
+}
+
+// Stamp returns the pair's projected flags and its row's write timestamp;
+// ok is false if no row exists.
+func (s *Store) Stamp(ctx context.Context, userID string, artifactID int64) (st Stamp, ok bool, err error) {
+	session, err := s.connect()
+	if err != nil {
+		return st, false, err
+	}
+	var ts [3]*int64
+	err = session.Query(`SELECT artifact_read, artifact_in_user_feed,
+		WRITETIME(artifact_read), WRITETIME(artifact_in_user_feed), WRITETIME(version) FROM artifact_state
+		WHERE user_id = ? AND artifact_id = ?`, userID, artifactID).
+		ScanContext(ctx, &st.ArtifactRead, &st.ArtifactInUserFeed, &ts[0], &ts[1], &ts[2])
+	if errors.Is(err, gocql.ErrNotFound) {
+		return Stamp{}, false, nil
+	}
+	if err != nil {
+		return st, false, classify(err)
+	}
+	for _, t := range ts {
+		if t != nil {
+			st.Timestamp = max(st.Timestamp, *t)
+		}
+	}
+	return st, true, nil
 }
 
 // Get returns the projected row of a pair; ok is false if none was projected.
@@ -144,6 +218,28 @@ func (s *Store) Get(ctx context.Context, userID string, artifactID int64) (row R
 	}
 	row.UserID, row.ArtifactID, row.Version = userID, artifactID, uint64(version)
 	return row, true, nil
+}
+
+// GetMany returns the projected rows of one user's artifacts, by artifact
+// ID; artifacts with no row are absent.
+func (s *Store) GetMany(ctx context.Context, userID string, artifactIDs []int64) (map[int64]Row, error) {
+	session, err := s.connect()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int64]Row, len(artifactIDs))
+	iter := session.Query(`SELECT artifact_id, artifact_read, artifact_in_user_feed, version, changed_at FROM artifact_state
+		WHERE user_id = ? AND artifact_id IN ?`, userID, artifactIDs).IterContext(ctx)
+	var row Row
+	var version int64
+	for iter.Scan(&row.ArtifactID, &row.ArtifactRead, &row.ArtifactInUserFeed, &version, &row.ChangedAt) {
+		row.UserID, row.Version = userID, uint64(version)
+		out[row.ArtifactID] = row
+	}
+	if err := iter.Close(); err != nil {
+		return nil, classify(err)
+	}
+	return out, nil
 }
 
 // Feed lists the artifacts in the user's feed, by ascending artifact ID.
@@ -210,10 +306,26 @@ func newCluster(cfg config.Cassandra, keyspace string) *gocql.ClusterConfig {
 			EnableHostVerification: true,
 		}
 	}
-	// Keep retrying to reconnect to nodes that went down.
+	// Pinned, not negotiated: the driver negotiates only when a session is
+	// created, and a node that is still starting rejects the newer versions,
+	// so a session created during a restart would stay on v3 for good (and
+	// each rejected try shows up in Cassandra's log as a "Protocol
+	// exception"). v4 is all the read model needs, and every Cassandra from
+	// 3.0 to 5.0 speaks it.
+	c.ProtoVersion = protocolVersion
+	// Reconnection after nodes went down (a restart, a rolling restart of the
+	// cluster): the control connection retries every second by itself; a
+	// node's pool retries 3 times a second apart, then the node is marked
+	// down and retried every ReconnectInterval, and at once when a live node
+	// announces it UP. The three retries (3 s) fit inside the interval, so
+	// the retries do not queue up behind the ticker.
+	c.ReconnectionPolicy = &gocql.ConstantReconnectionPolicy{MaxRetries: 3, Interval: time.Second}
 	c.ReconnectInterval = 5 * time.Second
 	return c
 }
+
+// protocolVersion is the CQL native protocol the read model speaks.
+const protocolVersion = 4
 
 // Errors of the read model, as the API and the projection tell them apart.
 var (

@@ -12,11 +12,11 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"go.temporal.io/sdk/client"
-	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/artifactstate/artifactstate/activities"
 	"github.com/artifactstate/artifactstate/internal/config"
@@ -57,6 +57,9 @@ type TemporalOptions struct {
 	// the data lives in memory, which is several times faster.
 	Persistent    bool
 	DynamicConfig map[string]any
+	// Retention of closed workflows' histories in the namespace (0: 24 h;
+	// below an hour needs system.namespaceMinRetentionLocal lowered).
+	Retention time.Duration
 	// TLS makes the frontend serve TLS (and require client certificates
 	// when it names a ClientCAFile).
 	TLS *devserver.TLS
@@ -73,6 +76,7 @@ func StartTemporal(t testing.TB, o TemporalOptions) *Temporal {
 		Logger:        Logger(),
 		LogLevel:      slog.LevelError,
 		DynamicConfig: o.DynamicConfig,
+		Retention:     o.Retention,
 		TLS:           o.TLS,
 	}, Address: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
 	if o.Persistent {
@@ -84,17 +88,26 @@ func StartTemporal(t testing.TB, o TemporalOptions) *Temporal {
 }
 
 // Start starts the server (again), on the same port and, if persistent, the
-// same database.
+// same database. The server's internal ports are picked free just before it
+// binds them; a test running beside it may take one first, so a start that
+// lost that race is tried again.
 func (tt *Temporal) Start() {
 	tt.t.Helper()
-	s, err := devserver.New(tt.opts)
-	if err != nil {
-		tt.t.Fatal(err)
+	for attempt := 1; ; attempt++ {
+		s, err := devserver.New(tt.opts)
+		if err != nil {
+			tt.t.Fatal(err)
+		}
+		err = s.Start()
+		if err == nil {
+			tt.server = s
+			return
+		}
+		if attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
+			tt.t.Fatal(err)
+		}
+		tt.t.Logf("start Temporal (attempt %d): %v", attempt, err)
 	}
-	if err := s.Start(); err != nil {
-		tt.t.Fatal(err)
-	}
-	tt.server = s
 }
 
 // Stop stops the server; a stopped server stays stopped.
@@ -108,13 +121,13 @@ func (tt *Temporal) Stop() {
 	tt.server = nil
 }
 
-// Config is the default configuration pointed at this server, with a short
-// request timeout so tests of failures stay quick.
+// Config is the default configuration pointed at this server. Tests of
+// failures shorten the request timeout themselves.
 func (tt *Temporal) Config() config.Config {
 	cfg := config.Default()
 	cfg.Temporal.Address = tt.Address
 	cfg.Temporal.Namespace = Namespace
-	cfg.API.RequestTimeout = 3 * time.Second
+	cfg.API.RequestTimeout = 15 * time.Second
 	cfg.Worker.StopTimeout = 2 * time.Second
 	return cfg
 }
@@ -132,7 +145,7 @@ func Client(t testing.TB, cfg config.Config, identity string) client.Client {
 
 // StartWorker starts a worker like the binary's (projection nil: no read
 // model); it stops with the test unless stopped before.
-func StartWorker(t testing.TB, c client.Client, cfg config.Config, projection *activities.Projection) sdkworker.Worker {
+func StartWorker(t testing.TB, c client.Client, cfg config.Config, projection *activities.Projection) *worker.Worker {
 	t.Helper()
 	w := worker.New(c, cfg, projection)
 	if err := w.Start(); err != nil {
@@ -151,7 +164,7 @@ func StartAPI(t testing.TB, c client.Client, cfg config.Config, store *readmodel
 		rm = store
 	}
 	api := httptest.NewServer(server.NewHandler(cfg.API, server.Deps{
-		Entities: entities.New(c, cfg.Temporal.TaskQueue, Logger()), ReadModel: rm, Logger: Logger()}))
+		Entities: entities.New(c, EntitiesOptions(cfg), Logger()), ReadModel: rm, Logger: Logger()}))
 	t.Cleanup(api.Close)
 	return api
 }
@@ -192,4 +205,10 @@ func Eventually(t testing.TB, timeout time.Duration, cond func(context.Context) 
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// EntitiesOptions are the entities options the binary derives from cfg.
+func EntitiesOptions(cfg config.Config) entities.Options {
+	return entities.Options{Namespace: cfg.Temporal.Namespace, TaskQueue: cfg.Temporal.TaskQueue, ReadTimeout: cfg.API.RequestTimeout,
+		SearchAttributes: cfg.Temporal.SearchAttributes}
 }

@@ -19,9 +19,9 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	sdklog "go.temporal.io/sdk/log"
-	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/artifactstate/artifactstate/activities"
+	"github.com/artifactstate/artifactstate/internal/config"
 	"github.com/artifactstate/artifactstate/internal/devserver"
 	"github.com/artifactstate/artifactstate/internal/entities"
 	"github.com/artifactstate/artifactstate/internal/entityid"
@@ -84,14 +84,14 @@ func RunWith(ctx context.Context, outDir string, logger *slog.Logger, dc convert
 	r := &recorder{c: c, dc: dc, logger: logger, outDir: outDir, writer: &scriptedWriter{plans: map[string]*plan{}}}
 	for _, w := range []struct {
 		queue  string
-		opts   workflows.Options
+		budget int
 		noProj bool
 	}{
-		{queueMain, workflows.Options{}, false},
-		{queueBudget, workflows.Options{MaxHistoryEvents: 100}, false},
-		{queueNoProj, workflows.Options{}, true},
+		{queueMain, 0, false},
+		{queueBudget, 100, false},
+		{queueNoProj, 0, true},
 	} {
-		if err := r.startWorker(w.queue, w.opts, w.noProj); err != nil {
+		if err := r.startWorker(w.queue, w.budget, w.noProj); err != nil {
 			return nil, err
 		}
 	}
@@ -111,20 +111,25 @@ type recorder struct {
 	logger  *slog.Logger
 	outDir  string
 	writer  *scriptedWriter
-	workers []sdkworker.Worker
+	workers []*worker.Worker
 	files   []string
 }
 
-var projectionRetries = activities.RetryOptions{Timeout: 5 * time.Second, InitialInterval: 100 * time.Millisecond, MaxInterval: time.Second}
-
-func (r *recorder) startWorker(queue string, opts workflows.Options, noProjection bool) error {
-	w := sdkworker.New(r.c, queue, sdkworker.Options{})
-	opts.Projection = projectionRetries
+// startWorker starts a worker built exactly as the binary builds it, on
+// queue, with a budget of maxHistoryEvents (0: the server decides).
+func (r *recorder) startWorker(queue string, maxHistoryEvents int, noProjection bool) error {
+	cfg := config.Default()
+	cfg.Temporal.TaskQueue = queue
+	cfg.Worker.MaxHistoryEvents = maxHistoryEvents
+	cfg.Worker.StopTimeout = time.Second
+	cfg.Cassandra.Projection.RetryInitialInterval = 100 * time.Millisecond
+	cfg.Cassandra.Projection.RetryMaxInterval = time.Second
+	cfg.Cassandra.Projection.RejectedPause = time.Second
 	var p *activities.Projection
 	if !noProjection {
 		p = activities.NewProjection(r.writer, nil)
 	}
-	worker.Register(w, opts, p)
+	w := worker.New(r.c, cfg, p)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker on %s: %w", queue, err)
 	}
@@ -139,14 +144,29 @@ func (r *recorder) stopWorkers() {
 }
 
 func (r *recorder) entities(queue string) *entities.Client {
-	return entities.New(r.c, queue, r.logger).WithDataConverter(r.dc)
+	return entities.New(r.c, entities.Options{Namespace: namespace, TaskQueue: queue, DataConverter: r.dc}, r.logger)
 }
 
-// apply sends the commands one by one, each acknowledged before the next.
+// apply sends the commands one by one as the API does, each applied before
+// the next.
 func (r *recorder) apply(ctx context.Context, queue string, key entityid.Key, kinds ...workflows.CommandKind) error {
 	e := r.entities(queue)
 	for _, k := range kinds {
-		if err := e.Apply(ctx, key, k); err != nil {
+		if _, err := e.Apply(ctx, key, entities.Command{Kind: k}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// signal sends the commands as signals (the write path before history
+// version 3, still served), each durably accepted before the next.
+func (r *recorder) signal(ctx context.Context, queue string, key entityid.Key, kinds ...workflows.CommandKind) error {
+	for _, k := range kinds {
+		_, err := r.c.SignalWithStartWorkflow(ctx, key.WorkflowID(), workflows.CommandSignalName, workflows.Command{Kind: k},
+			client.StartWorkflowOptions{ID: key.WorkflowID(), TaskQueue: queue}, workflows.EntityWorkflowName,
+			workflows.EntityInput{UserID: key.UserID, ArtifactID: key.ArtifactID})
+		if err != nil {
 			return err
 		}
 	}
@@ -250,9 +270,16 @@ func (w *scriptedWriter) script(user string, p plan) {
 	w.plans[user] = &p
 }
 
-func (w *scriptedWriter) Write(_ context.Context, row readmodel.Row) error {
+// Stamp finds no row: every pair of the recording starts afresh.
+func (w *scriptedWriter) Stamp(context.Context, string, int64) (readmodel.Stamp, bool, error) {
+	return readmodel.Stamp{}, false, nil
+}
+
+// Project succeeds, fails or rejects as the pair's plan says.
+func (w *scriptedWriter) Project(_ context.Context, proj readmodel.Projection) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	row := proj.Row
 	p := w.plans[row.UserID]
 	if p == nil {
 		p = &plan{}

@@ -2,11 +2,13 @@ package record
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"go.temporal.io/sdk/client"
 
+	"github.com/artifactstate/artifactstate/internal/entities"
 	"github.com/artifactstate/artifactstate/internal/entityid"
 	"github.com/artifactstate/artifactstate/workflows"
 )
@@ -49,6 +51,10 @@ var scenarios = []scenario{
 	{"projection-rejected", projectionRejected},
 	{"cancel-ignored", cancelIgnored},
 	{"terminated-recreated", terminatedRecreated},
+	{"signalled-commands", signalled},
+	{"idempotent-retry", idempotentRetry},
+	{"conditional-write", conditionalWrite},
+	{"rejected-pause-continue-as-new", rejectedPauseContinueAsNew},
 }
 
 // neverWritten: an entity started (by hand) without any command.
@@ -61,15 +67,122 @@ func neverWritten(ctx context.Context, r *recorder, name string) error {
 	return r.saveChain(ctx, name, k)
 }
 
-// batched: commands queued while no worker runs arrive in one workflow task.
+// batched: commands signalled while no worker runs arrive in one workflow
+// task, one of them without a kind (ignored, not a repeat of the previous).
 func batched(ctx context.Context, r *recorder, name string) error {
-	if err := r.apply(ctx, queueBatched, key(name), add, remove, read, add, remove); err != nil {
+	k := key(name)
+	if err := r.signal(ctx, queueBatched, k, add, remove, read, add); err != nil {
 		return err
 	}
-	if err := r.startWorker(queueBatched, workflows.Options{}, false); err != nil {
+	if err := r.c.SignalWorkflow(ctx, k.WorkflowID(), "", workflows.CommandSignalName, map[string]any{}); err != nil {
 		return err
 	}
-	return r.saveChain(ctx, name, key(name))
+	if err := r.signal(ctx, queueBatched, k, remove); err != nil {
+		return err
+	}
+	if err := r.startWorker(queueBatched, 0, false); err != nil {
+		return err
+	}
+	return r.saveChain(ctx, name, k)
+}
+
+// signalled: commands sent as signals to a running entity, between updates.
+func signalled(ctx context.Context, r *recorder, name string) error {
+	k := key(name)
+	if err := r.apply(ctx, queueMain, k, read); err != nil {
+		return err
+	}
+	if err := r.signal(ctx, queueMain, k, add, remove); err != nil {
+		return err
+	}
+	if err := r.settle(ctx, k); err != nil {
+		return err
+	}
+	if err := r.apply(ctx, queueMain, k, add); err != nil {
+		return err
+	}
+	return r.saveChain(ctx, name, k)
+}
+
+// idempotentRetry: a keyed command sent again in the same run (Temporal
+// answers it) and again after a continue-as-new (the entity answers it).
+func idempotentRetry(ctx context.Context, r *recorder, name string) error {
+	k := key(name)
+	e := r.entities(queueBudget)
+	keyed := entities.Command{Kind: add, IdempotencyKey: "retry-me"}
+	for range 2 {
+		if _, err := e.Apply(ctx, k, keyed); err != nil {
+			return err
+		}
+	}
+	for i := 0; ; i++ {
+		st, err := e.Apply(ctx, k, entities.Command{Kind: []workflows.CommandKind{remove, add}[i%2]})
+		if err != nil {
+			return err
+		}
+		if st.Run > 1 {
+			break
+		}
+	}
+	if _, err := e.Apply(ctx, k, keyed); err != nil {
+		return err
+	}
+	return r.saveChain(ctx, name, k)
+}
+
+// conditionalWrite: a write at the right version applies; one at a stale
+// version is rejected before it reaches history.
+func conditionalWrite(ctx context.Context, r *recorder, name string) error {
+	k := key(name)
+	e := r.entities(queueMain)
+	st, err := e.Apply(ctx, k, entities.Command{Kind: read})
+	if err != nil {
+		return err
+	}
+	if _, err := e.Apply(ctx, k, entities.Command{Kind: add, IfVersion: &st.Version}); err != nil {
+		return err
+	}
+	var mismatch *entities.VersionMismatchError
+	if _, err := e.Apply(ctx, k, entities.Command{Kind: remove, IfVersion: &st.Version}); !errors.As(err, &mismatch) {
+		return fmt.Errorf("a stale conditional write answered %v, want a version mismatch", err)
+	}
+	return r.saveChain(ctx, name, k)
+}
+
+// rejectedPauseContinueAsNew: the read model rejects every projection; the
+// pauses alone grow the history until the entity continues as new.
+func rejectedPauseContinueAsNew(ctx context.Context, r *recorder, name string) error {
+	k := key(name)
+	r.writer.script(k.UserID, plan{rejections: 1 << 20})
+	if err := r.apply(ctx, queueBudget, k, add); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		st, err := r.entities(queueBudget).State(ctx, k)
+		if err != nil {
+			return err
+		}
+		if st.Run > 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: %w waiting for the continue-as-new", k, errTimeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	r.writer.script(k.UserID, plan{})
+	if err := r.apply(ctx, queueBudget, k, read); err != nil {
+		return err
+	}
+	if err := waitProjected(ctx, r, k); err != nil {
+		return err
+	}
+	return r.saveChain(ctx, name, k)
 }
 
 // continueAsNew: enough commands for several runs under a 100-event budget.

@@ -7,7 +7,8 @@
 //	localcassandra status --dir D
 //	localcassandra env    --dir D
 //
-// start and env print ARTIFACTSTATE_CASSANDRA_HOSTS=127.0.0.1:<port> as the
+// A run dir keeps its address: start after stop brings the node back on the
+// same ports. start and env print ARTIFACTSTATE_CASSANDRA_HOSTS=127.0.0.1:<port> as the
 // last stdout line; progress goes to stderr. status exits 3 when no node runs.
 package main
 

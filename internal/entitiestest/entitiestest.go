@@ -1,14 +1,16 @@
-// Package memstore is an in-memory stand-in for the entity store (the
-// server.Entities the API calls), with hooks to inject faults. It serves the
-// tests of the HTTP layer and of the API's clients, which need no Temporal;
-// the real store is tested end to end in internal/integration.
-package memstore
+// Package entitiestest is a test double of the entity store: an in-memory
+// server.Entities, with hooks to inject faults. It serves the tests of the
+// HTTP layer and of the API's clients (server/, internal/loadtest), which
+// need no Temporal; the real store is tested end to end in
+// internal/integration. Only tests import it.
+package entitiestest
 
 import (
 	"context"
 	"sync"
 	"time"
 
+	"github.com/artifactstate/artifactstate/internal/entities"
 	"github.com/artifactstate/artifactstate/internal/entityid"
 	"github.com/artifactstate/artifactstate/workflows"
 )
@@ -18,13 +20,16 @@ import (
 type Entities struct {
 	mu     sync.Mutex
 	states map[entityid.Key]workflows.State
+	keys   map[entityid.Key]workflows.IdempotencyRecords
 	err    error
 	drop   func(entityid.Key, workflows.CommandKind) bool
 	gate   chan struct{}
 }
 
 // New returns an empty store.
-func New() *Entities { return &Entities{states: map[entityid.Key]workflows.State{}} }
+func New() *Entities {
+	return &Entities{states: map[entityid.Key]workflows.State{}, keys: map[entityid.Key]workflows.IdempotencyRecords{}}
+}
 
 // FailWith makes every call fail with err (nil: work again).
 func (m *Entities) FailWith(err error) {
@@ -56,22 +61,36 @@ func (m *Entities) Len() int {
 	return len(m.states)
 }
 
-// Apply implements server.Entities.
-func (m *Entities) Apply(_ context.Context, key entityid.Key, kind workflows.CommandKind) error {
+// Apply implements server.Entities, with the entity's idempotency keys and
+// conditional writes.
+func (m *Entities) Apply(_ context.Context, key entityid.Key, cmd entities.Command) (workflows.State, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.err != nil {
-		return m.err
-	}
-	if m.drop != nil && m.drop(key, kind) {
-		return nil
+		return workflows.State{}, m.err
 	}
 	s := m.states[key]
-	if _, err := s.Apply(kind, time.Now()); err != nil {
-		return err
+	now := time.Now()
+	keys := m.keys[key]
+	if rec, ok := keys.Lookup(cmd.IdempotencyKey, now); ok {
+		if rec.Kind != cmd.Kind {
+			return s, entities.ErrIdempotencyKeyReused
+		}
+		return rec.Result.State, nil
+	}
+	if cmd.IfVersion != nil && *cmd.IfVersion != s.Version {
+		return s, &entities.VersionMismatchError{Current: s}
+	}
+	if m.drop != nil && m.drop(key, cmd.Kind) {
+		return s, nil
+	}
+	if _, err := s.Apply(cmd.Kind, now); err != nil {
+		return s, err
 	}
 	m.states[key] = s
-	return nil
+	keys.Remember(workflows.IdempotencyRecord{Key: cmd.IdempotencyKey, Kind: cmd.Kind, Result: workflows.CommandResult{State: s}, At: now})
+	m.keys[key] = keys
+	return s, nil
 }
 
 // State implements server.Entities.
