@@ -28,7 +28,7 @@ SUBMODULES := deploy deploy/compose/healthprobe
 
 # Linters (pinned in tools/go.mod): vet, staticcheck, and the SDK's
 # determinism checker on the workflow code; vet, staticcheck and the tidy
-# check on each of SUBMODULES too.
+# check on each of SUBMODULES too; govulncheck on the binary.
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	go mod tidy -diff
@@ -39,11 +39,13 @@ lint:
 	  echo "lint $$m" && cd $(CURDIR)/$$m && go mod tidy -diff && go vet ./... && \
 	  go tool -modfile=$(CURDIR)/tools/go.mod staticcheck ./... || exit 1; \
 	done
+	scripts/govulncheck
 
 # Regenerate the replay corpus for the current workflow code (see
 # docs/workflow-versioning.md); files of earlier versions are kept.
 record-histories: build
 	$(BIN) record-histories --out replaytests/testdata
+	$(BIN) record-histories --out replaytests/testdata/encrypted --encryption-keys-file replaytests/testdata/encrypted/keys.yaml
 
 # Replay the corpus with the binary (the tests do the same).
 replay-corpus: build

@@ -3,8 +3,11 @@ package main
 import (
 	"github.com/spf13/cobra"
 
+	"github.com/artifactstate/artifactstate/internal/apiguard"
+	"github.com/artifactstate/artifactstate/internal/auth"
 	"github.com/artifactstate/artifactstate/internal/config"
 	"github.com/artifactstate/artifactstate/internal/entities"
+	"github.com/artifactstate/artifactstate/internal/ops"
 	"github.com/artifactstate/artifactstate/internal/readmodel"
 	"github.com/artifactstate/artifactstate/internal/temporalclient"
 	"github.com/artifactstate/artifactstate/server"
@@ -30,7 +33,8 @@ func newAPICommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return runApp(cfg, logger, temporalclient.Module, readmodel.Module, entities.Module, server.Module)
+		return runApp(cfg, logger, temporalclient.Module, readmodel.Module, entities.Module,
+			auth.Module, apiguard.Module, server.Module, ops.Module)
 	}
 	return cmd
 }
