@@ -29,7 +29,7 @@ SUBMODULES := deploy deploy/compose/healthprobe
 # Linters (pinned in tools/go.mod): buf lint on proto/ and a check that gen/ is
 # what `make proto` generates from it, vet, staticcheck, and the SDK's
 # determinism checker on the workflow code; vet, staticcheck and the tidy
-# check on each of SUBMODULES too.
+# check on each of SUBMODULES too; govulncheck on the binary.
 lint:
 	go tool -modfile=tools/go.mod buf lint
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && go tool -modfile=tools/go.mod buf generate -o "$$tmp" && \
@@ -43,6 +43,7 @@ lint:
 	  echo "lint $$m" && cd $(CURDIR)/$$m && go mod tidy -diff && go vet ./... && \
 	  go tool -modfile=$(CURDIR)/tools/go.mod staticcheck ./... || exit 1; \
 	done
+	scripts/govulncheck
 
 # The gRPC API's Go code (gen/) from proto/, with buf and the plugins pinned in
 # tools/go.mod (buf.gen.yaml); `make lint` fails when the committed gen/ is not
@@ -54,6 +55,7 @@ proto:
 # docs/workflow-versioning.md); files of earlier versions are kept.
 record-histories: build
 	$(BIN) record-histories --out replaytests/testdata
+	$(BIN) record-histories --out replaytests/testdata/encrypted --encryption-keys-file replaytests/testdata/encrypted/keys.yaml
 
 # Replay the corpus with the binary (the tests do the same).
 replay-corpus: build

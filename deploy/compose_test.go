@@ -153,7 +153,7 @@ func TestComposeRolesAndEnvironment(t *testing.T) {
 				t.Errorf("service %s: stop_grace_period must exceed api.shutdownTimeout (%v)", name, cfg.API.ShutdownTimeout)
 			}
 		case "worker":
-			checkProbe(t, name, s, listenPort(t, name, cfg.Metrics.ListenAddress))
+			checkProbe(t, name, s, listenPort(t, name, cfg.Admin.ListenAddress))
 			if s.StopGracePeriod == nil || time.Duration(*s.StopGracePeriod) <= cfg.Worker.StopTimeout {
 				t.Errorf("service %s: stop_grace_period must exceed worker.stopTimeout (%v)", name, cfg.Worker.StopTimeout)
 			}

@@ -28,7 +28,7 @@ func TestKubernetesOverlays(t *testing.T) {
 	known := knownEnv(t)
 	for _, ov := range overlays {
 		t.Run(path.Base(ov.dir), func(t *testing.T) {
-			objs := kustomizeBuild(t, ov.dir)
+			objs := kustomizeBuild(t, ov.dir, "Certificate")
 			checkOverlay(t, ov, objs, known)
 		})
 	}
@@ -101,6 +101,7 @@ func checkOverlay(t *testing.T, ov overlay, objs []k8sObject, known map[string]b
 			t.Errorf("%s: image %q is not pinned", where, c.Image)
 		}
 		appEnv := containerAppEnv(t, where, c, objs, ov, known)
+		checkSecretFiles(t, where, p.spec, appEnv)
 		cfg := checkEnv(t, where, appEnv, known)
 		roleCfg[role] = cfg
 		if role != "version" && !cfg.Cassandra.Enabled() {
@@ -146,7 +147,7 @@ func checkOverlay(t *testing.T, ov overlay, objs []k8sObject, known map[string]b
 		c := p.spec.Containers[0]
 		port, drain := listenPort(t, role, cfg.API.ListenAddress), cfg.API.ShutdownTimeout
 		if role == "worker" {
-			port, drain = listenPort(t, role, cfg.Metrics.ListenAddress), cfg.Worker.StopTimeout
+			port, drain = listenPort(t, role, cfg.Admin.ListenAddress), cfg.Worker.StopTimeout
 		}
 		checkHTTPProbe(t, role+" liveness", c, c.LivenessProbe, "/healthz", port)
 		checkHTTPProbe(t, role+" readiness", c, c.ReadinessProbe, "/readyz", port)
@@ -200,8 +201,10 @@ func checkOverlay(t *testing.T, ov overlay, objs []k8sObject, known map[string]b
 	if !selects(svc.Spec.Selector, api.labels) || selects(svc.Spec.Selector, rolePods["worker"].labels) {
 		t.Errorf("Service %s selector %v must select the api pods only", svc.Name, svc.Spec.Selector)
 	}
-	// Its http port targets the REST API, its grpc port the gRPC API.
-	listens := map[string]string{"http": roleCfg["api"].API.ListenAddress, "grpc": roleCfg["api"].GRPC.ListenAddress}
+	// Its ports: http the REST API, grpc the gRPC API, metrics the admin
+	// listener (for the ServiceMonitor).
+	listens := map[string]string{"http": roleCfg["api"].API.ListenAddress, "grpc": roleCfg["api"].GRPC.ListenAddress,
+		"metrics": roleCfg["api"].Admin.ListenAddress}
 	if listens["grpc"] == "" {
 		t.Error("api: no ARTIFACTSTATE_GRPC_LISTEN_ADDRESS: the gRPC API would be off")
 	}
@@ -209,7 +212,7 @@ func checkOverlay(t *testing.T, ov overlay, objs []k8sObject, known map[string]b
 	for _, sp := range svc.Spec.Ports {
 		addr, ok := listens[sp.Name]
 		if !ok || addr == "" {
-			t.Errorf("Service port %q is neither http nor grpc", sp.Name)
+			t.Errorf("Service port %q is none of http, grpc, metrics", sp.Name)
 			continue
 		}
 		exposed[sp.Name] = true
@@ -217,7 +220,7 @@ func checkOverlay(t *testing.T, ov overlay, objs []k8sObject, known map[string]b
 			t.Errorf("Service port %s targets container port %d, the api listens on %s", sp.Name, n, addr)
 		}
 	}
-	for name := range listens {
+	for _, name := range []string{"http", "grpc"} {
 		if !exposed[name] {
 			t.Errorf("Service %s exposes no %s port", svc.Name, name)
 		}
@@ -313,7 +316,7 @@ func checkOverlay(t *testing.T, ov overlay, objs []k8sObject, known map[string]b
 			t.Errorf("PodMonitor %s does not select the worker pods", pm.Name)
 		}
 		for _, ep := range pm.Spec.PodMetricsEndpoints {
-			if ep.Port == nil || resolvePort(t, w.spec.Containers[0], intstr.FromString(*ep.Port)) != listenPort(t, "worker", roleCfg["worker"].Metrics.ListenAddress) || ep.Path != "/metrics" {
+			if ep.Port == nil || resolvePort(t, w.spec.Containers[0], intstr.FromString(*ep.Port)) != listenPort(t, "worker", roleCfg["worker"].Admin.ListenAddress) || ep.Path != "/metrics" {
 				t.Errorf("PodMonitor %s endpoint %v%s is not the worker's /metrics", pm.Name, ep.Port, ep.Path)
 			}
 		}
@@ -397,7 +400,7 @@ func checkNetworkPolicies(t *testing.T, objs []k8sObject, apiLabels, workerLabel
 			t.Errorf("no NetworkPolicy lets clients reach the api's gRPC port %d", grpcPort)
 		}
 	}
-	metricsPort := listenPort(t, "worker", cfg.Metrics.ListenAddress)
+	metricsPort := listenPort(t, "worker", cfg.Admin.ListenAddress)
 	if !allowsIngress(workerLabels, metricsPort, "monitoring") {
 		t.Errorf("no NetworkPolicy lets the monitoring namespace scrape workers on %d", metricsPort)
 	}

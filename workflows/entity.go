@@ -66,6 +66,11 @@ func (e *Entity) Run(ctx workflow.Context, in EntityInput) error {
 		return time.Time{}
 	}
 	opts := e.recordOptions(ctx)
+	if v3 {
+		if err := upsertHistoryVersion(ctx); err != nil {
+			return err
+		}
+	}
 	p := &projector{key: in, state: &s, progress: in.Projection, opts: opts.Projection, v3: v3}
 	if p.progress.ChangedAt.IsZero() {
 		p.progress.ChangedAt = workflow.Now(ctx)
@@ -169,6 +174,21 @@ func (e *Entity) Run(ctx workflow.Context, in EntityInput) error {
 			Idempotency: keys,
 		})
 	}
+}
+
+// upsertHistoryVersion records this code's HistoryVersion in the run's
+// search attributes when the run carries an older one (it continued as new
+// from a run of older code). A run started without the attribute (search
+// attributes off, or not registered) is left without.
+func upsertHistoryVersion(ctx workflow.Context) error {
+	v, ok := workflow.GetTypedSearchAttributes(ctx).GetInt64(SearchAttributeHistoryVersion)
+	if !ok || v == HistoryVersion {
+		return nil
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, SearchAttributeHistoryVersion.ValueSet(HistoryVersion)); err != nil {
+		return fmt.Errorf("upsert %s: %w", SearchAttributeHistoryVersion.GetName(), err)
+	}
+	return nil
 }
 
 // validate accepts or rejects an update before it enters history.

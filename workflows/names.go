@@ -5,6 +5,8 @@
 // running entities and in the API's calls, so they never change.
 package workflows
 
+import "go.temporal.io/sdk/temporal"
+
 // Durable names of the entity workflow and its handlers.
 const (
 	// EntityWorkflowName is the registered workflow type of every entity.
@@ -99,3 +101,19 @@ type CommandRequest struct {
 type CommandResult struct {
 	State State `json:"state"`
 }
+
+// Custom search attributes of the entities (history version 3 on), so
+// `temporal workflow list --query` and the Web UI find a user's entities and
+// the entities still on old code. They must be registered in the namespace
+// (`artifactstate migrate` does it; the dev server creates them); the API
+// sets them when it starts an entity unless temporal.searchAttributes is
+// off (user IDs are personal data).
+var (
+	// SearchAttributeUserID is the pair's user ID (Keyword).
+	SearchAttributeUserID = temporal.NewSearchAttributeKeyKeyword("ArtifactStateUserId")
+	// SearchAttributeArtifactID is the pair's artifact ID (Int).
+	SearchAttributeArtifactID = temporal.NewSearchAttributeKeyInt64("ArtifactStateArtifactId")
+	// SearchAttributeHistoryVersion is the HistoryVersion of the code that
+	// runs the entity's current run (Int).
+	SearchAttributeHistoryVersion = temporal.NewSearchAttributeKeyInt64("ArtifactStateHistoryVersion")
+)

@@ -3,9 +3,12 @@ package main
 import (
 	"github.com/spf13/cobra"
 
+	"github.com/artifactstate/artifactstate/internal/apiguard"
+	"github.com/artifactstate/artifactstate/internal/auth"
 	"github.com/artifactstate/artifactstate/internal/config"
 	"github.com/artifactstate/artifactstate/internal/entities"
 	"github.com/artifactstate/artifactstate/internal/grpcapi"
+	"github.com/artifactstate/artifactstate/internal/ops"
 	"github.com/artifactstate/artifactstate/internal/readmodel"
 	"github.com/artifactstate/artifactstate/internal/temporalclient"
 	"github.com/artifactstate/artifactstate/server"
@@ -32,7 +35,8 @@ func newAPICommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return runApp(cfg, logger, temporalclient.Module, readmodel.Module, entities.Module, server.Module, grpcapi.Module)
+		return runApp(cfg, logger, temporalclient.Module, readmodel.Module, entities.Module,
+			auth.Module, apiguard.Module, server.Module, grpcapi.Module, ops.Module)
 	}
 	return cmd
 }

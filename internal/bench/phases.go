@@ -32,7 +32,11 @@ type Results struct {
 	} `json:"options"`
 	Phases []Phase `json:"phases"`
 	Ratios struct {
-		APIWriteToRawSignal  float64 `json:"apiWriteToRawSignal"`
+		// UpdateToSignal compares the two ways to write: update-with-start
+		// (answered once the entity applied the command; the API's way)
+		// against signal-with-start (answered once the server stored it).
+		UpdateToSignal       float64 `json:"updateWithStartToSignalWithStart"`
+		APIWriteToRawUpdate  float64 `json:"apiWriteToRawUpdateWithStart"`
 		StrongReadToRawQuery float64 `json:"strongReadToRawQuery"`
 		EventualToStrongRead float64 `json:"eventualToStrongRead,omitempty"`
 	} `json:"ratios"`
@@ -225,6 +229,13 @@ func (e *env) throughput(ctx context.Context, res *Results) error {
 			return loadtest.Result{Err: err, Write: true, Acked: err == nil}
 		}}
 	}
+	rawUpdate := func(int) loadtest.Op {
+		k, kind := pick(0)
+		return loadtest.Op{Call: "update", Do: func(ctx context.Context) loadtest.Result {
+			_, err := ents.Apply(ctx, k, entities.Command{Kind: kind})
+			return loadtest.Result{Err: err, Write: true, Acked: err == nil}
+		}}
+	}
 	apiWriteOp := func(w int) loadtest.Op {
 		k, kind := pick(w)
 		return api.WriteOp(kind, k, w)
@@ -246,11 +257,14 @@ func (e *env) throughput(ctx context.Context, res *Results) error {
 	}
 	// Alternating rounds, so that neither side of a comparison always runs
 	// on a warmer (or more loaded) system than the other.
-	raw, apiWrite := e.rounds(ctx, "raw SDK SignalWithStart", rawSignal, "API write (HTTP)", apiWriteOp)
+	raw, rawUWS := e.rounds(ctx, "raw SDK SignalWithStart", rawSignal, "raw SDK UpdateWithStart", rawUpdate)
+	e.quiesce(ctx, ents)
+	rawUWS2, apiWrite := e.rounds(ctx, "raw SDK UpdateWithStart (again)", rawUpdate, "API write (HTTP)", apiWriteOp)
 	e.quiesce(ctx, ents)
 	rawQuery, strong := e.rounds(ctx, "raw SDK QueryWorkflow", rawQueryOp, "API strong read (HTTP)", strongOp)
-	res.Phases = append(res.Phases, raw, apiWrite, rawQuery, strong)
-	res.Ratios.APIWriteToRawSignal = apiWrite.Throughput / raw.Throughput
+	res.Phases = append(res.Phases, raw, rawUWS, rawUWS2, apiWrite, rawQuery, strong)
+	res.Ratios.UpdateToSignal = rawUWS.Throughput / raw.Throughput
+	res.Ratios.APIWriteToRawUpdate = apiWrite.Throughput / rawUWS2.Throughput
 	res.Ratios.StrongReadToRawQuery = strong.Throughput / rawQuery.Throughput
 	if e.store != nil {
 		eventual := e.measure(ctx, "API eventual read (HTTP)", func(int) loadtest.Op {
@@ -260,8 +274,8 @@ func (e *env) throughput(ctx context.Context, res *Results) error {
 		res.Phases = append(res.Phases, eventual)
 		res.Ratios.EventualToStrongRead = eventual.Throughput / strong.Throughput
 	}
-	o.logf("ratios: API write / raw signal %.2f, strong read / raw query %.2f, eventual / strong %.2f",
-		res.Ratios.APIWriteToRawSignal, res.Ratios.StrongReadToRawQuery, res.Ratios.EventualToStrongRead)
+	o.logf("ratios: update-with-start / signal-with-start %.2f, API write / raw update-with-start %.2f, strong read / raw query %.2f, eventual / strong %.2f",
+		res.Ratios.UpdateToSignal, res.Ratios.APIWriteToRawUpdate, res.Ratios.StrongReadToRawQuery, res.Ratios.EventualToStrongRead)
 	return nil
 }
 

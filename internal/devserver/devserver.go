@@ -26,10 +26,13 @@ import (
 	"go.temporal.io/server/common/cluster"
 	"go.temporal.io/server/common/config"
 	"go.temporal.io/server/common/dynamicconfig"
+	"go.temporal.io/server/common/metrics"
 	sqliteplugin "go.temporal.io/server/common/persistence/sql/sqlplugin/sqlite"
 	sqliteschema "go.temporal.io/server/schema/sqlite"
 	"go.temporal.io/server/temporal"
 	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/artifactstate/artifactstate/internal/searchattr"
 )
 
 // Options configure an embedded server.
@@ -50,15 +53,42 @@ type Options struct {
 	LogLevel slog.Level
 	// DynamicConfig overrides server settings (tests use it to shrink limits).
 	DynamicConfig map[string]any
+	// TLS makes the frontend serve TLS, and require client certificates
+	// when it names a ClientCAFile; nil serves plaintext.
+	TLS *TLS
+	// CodecEndpoint is the payload codec the Web UI decodes payloads with
+	// (the admin listener's /codec), empty for none.
+	CodecEndpoint string
 	// HistoryShards is the number of history shards of a new database (an
 	// existing one keeps its own); 0 means 1.
 	HistoryShards int32
 	// Retention is how long Temporal keeps the history of a closed workflow
 	// in namespaces this server creates; 0 means 24 hours.
 	Retention time.Duration
+	// MetricsAddress, when set, serves the server's own Prometheus metrics
+	// (persistence requests, task queues, shards: what Temporal's server
+	// dashboards show) on this host:port at /metrics.
+	MetricsAddress string
 	// SQLiteConnections is the size of the connection pool to a database
 	// file (WAL allows concurrent readers beside the one writer); 0 means 1.
 	SQLiteConnections int
+}
+
+// TLS configures the frontend's TLS. The server's own clients (its system
+// worker, the Web UI) connect with the system certificate.
+type TLS struct {
+	// CertFile and KeyFile are the frontend's certificate, valid for
+	// 127.0.0.1 or localhost.
+	CertFile, KeyFile string
+	// CAFile verifies the frontend's certificate (for the server's own
+	// clients).
+	CAFile string
+	// ClientCAFile, when set, makes the frontend require client
+	// certificates signed by it (mTLS).
+	ClientCAFile string
+	// SystemCertFile and SystemKeyFile are the client certificate of the
+	// server's own clients; required with ClientCAFile.
+	SystemCertFile, SystemKeyFile string
 }
 
 // FilePragmas are the SQLite pragmas of a database file, as the keys
@@ -111,6 +141,10 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.IP == "" || opts.FrontendPort == 0 {
 		return nil, errors.New("devserver: IP and FrontendPort are required")
+	}
+	if t := opts.TLS; t != nil && (t.CertFile == "" || t.KeyFile == "" || t.CAFile == "" ||
+		(t.ClientCAFile != "" && (t.SystemCertFile == "" || t.SystemKeyFile == ""))) {
+		return nil, errors.New("devserver: TLS needs CertFile, KeyFile and CAFile, and with ClientCAFile SystemCertFile and SystemKeyFile")
 	}
 	return &Server{opts: opts}, nil
 }
@@ -165,7 +199,7 @@ func (s *Server) Start() error {
 	s.quiet.Store(false)
 	s.temporal = srv
 	if opts.UIPort != 0 {
-		s.ui = uiserver.NewServer(uiserveroptions.WithConfigProvider(&uiconfig.Config{
+		uiConf := &uiconfig.Config{
 			Host:                opts.IP,
 			Port:                opts.UIPort,
 			TemporalGRPCAddress: s.FrontendAddress(),
@@ -174,7 +208,13 @@ func (s *Server) Start() error {
 			CORS:                uiconfig.CORS{CookieInsecure: true},
 			HideLogs:            true,
 			DisableNewsFetch:    true,
-		}))
+			Codec:               uiconfig.Codec{Endpoint: opts.CodecEndpoint},
+		}
+		if t := opts.TLS; t != nil {
+			uiConf.TLS = uiconfig.TLS{CaFile: t.CAFile, CertFile: t.SystemCertFile, KeyFile: t.SystemKeyFile,
+				ServerName: "localhost", EnableHostVerification: true}
+		}
+		s.ui = uiserver.NewServer(uiserveroptions.WithConfigProvider(uiConf))
 		go func() {
 			if err := s.ui.Start(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				opts.Logger.Error("Temporal Web UI stopped", "error", err)
@@ -256,6 +296,22 @@ func serverConfig(opts Options) (*config.Config, error) {
 	conf.NamespaceDefaults.Archival.History.State = "disabled"
 	conf.NamespaceDefaults.Archival.Visibility.State = "disabled"
 	conf.PublicClient.HostPort = net.JoinHostPort("127.0.0.1", strconv.Itoa(opts.FrontendPort))
+	if opts.MetricsAddress != "" {
+		conf.Global.Metrics = &metrics.Config{Prometheus: &metrics.PrometheusConfig{
+			Framework: metrics.FrameworkOpentelemetry, ListenAddress: opts.MetricsAddress, HandlerPath: "/metrics"}}
+	}
+	if t := opts.TLS; t != nil {
+		client := config.ClientTLS{RootCAFiles: []string{t.CAFile}, ServerName: "localhost"}
+		conf.Global.TLS.Frontend = config.GroupTLS{
+			Server: config.ServerTLS{CertFile: t.CertFile, KeyFile: t.KeyFile},
+			Client: client,
+		}
+		if t.ClientCAFile != "" {
+			conf.Global.TLS.Frontend.Server.ClientCAFiles = []string{t.ClientCAFile}
+			conf.Global.TLS.Frontend.Server.RequireClientAuth = true
+		}
+		conf.Global.TLS.SystemWorker = config.WorkerTLS{CertFile: t.SystemCertFile, KeyFile: t.SystemKeyFile, Client: client}
+	}
 	return conf, nil
 }
 
@@ -285,7 +341,7 @@ func sqliteConfig(opts Options) (*config.SQL, error) {
 	}
 	var namespaces []*sqliteschema.NamespaceConfig
 	for _, ns := range opts.Namespaces {
-		nc, err := sqliteschema.NewNamespaceConfig("active", ns, false, nil)
+		nc, err := sqliteschema.NewNamespaceConfig("active", ns, false, searchattr.Definitions())
 		if err != nil {
 			return nil, fmt.Errorf("devserver namespace %s: %w", ns, err)
 		}

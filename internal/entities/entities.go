@@ -21,6 +21,8 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/artifactstate/artifactstate/internal/entityid"
+	"github.com/artifactstate/artifactstate/internal/limits"
+	"github.com/artifactstate/artifactstate/internal/searchattr"
 	"github.com/artifactstate/artifactstate/internal/temporalclient"
 	"github.com/artifactstate/artifactstate/workflows"
 )
@@ -35,6 +37,13 @@ type Options struct {
 	// ReadTimeout bounds one query, shared by the callers reading the same
 	// pair at once; 0 means DefaultReadTimeout.
 	ReadTimeout time.Duration
+	// SearchAttributes starts entities with their search attributes
+	// (internal/searchattr), which must be registered in the namespace.
+	SearchAttributes bool
+	// MaxInFlight bounds the concurrent calls to Temporal (writes and
+	// queries); past it a call fails at once with ErrUnavailable instead of
+	// queueing until its timeout. 0: no bound.
+	MaxInFlight int
 }
 
 // DefaultReadTimeout bounds a query when Options.ReadTimeout is not set.
@@ -46,6 +55,7 @@ type Client struct {
 	opts     Options
 	logger   *slog.Logger
 	reads    *coalescer
+	inFlight *limits.Gate // nil: unbounded
 }
 
 // New returns a Client.
@@ -56,7 +66,7 @@ func New(temporal client.Client, opts Options, logger *slog.Logger) *Client {
 	if opts.ReadTimeout <= 0 {
 		opts.ReadTimeout = DefaultReadTimeout
 	}
-	c := &Client{temporal: temporal, opts: opts, logger: logger}
+	c := &Client{temporal: temporal, opts: opts, logger: logger, inFlight: limits.NewGate(opts.MaxInFlight)}
 	c.reads = newCoalescer(opts.ReadTimeout, c.readState)
 	return c
 }
@@ -80,6 +90,11 @@ func (c *Client) Apply(ctx context.Context, key entityid.Key, cmd Command) (work
 	if !cmd.Kind.Valid() {
 		return workflows.State{}, fmt.Errorf("unknown command kind %q", cmd.Kind)
 	}
+	release, err := c.enter()
+	if err != nil {
+		return workflows.State{}, err
+	}
+	defer release()
 	ctx, attempts := temporalclient.WithAttempts(ctx)
 	req := workflows.CommandRequest{Kind: cmd.Kind, IdempotencyKey: cmd.IdempotencyKey, IfVersion: cmd.IfVersion}
 	in := workflows.EntityInput{UserID: key.UserID, ArtifactID: key.ArtifactID}
@@ -104,13 +119,10 @@ func (c *Client) Recreate(ctx context.Context, key entityid.Key) error {
 	if err != nil {
 		return classifyRead(ctx, attempts, fmt.Errorf("recover the state of closed entity %s: %w", key, err))
 	}
-	_, err = c.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                       key.WorkflowID(),
-		TaskQueue:                c.opts.TaskQueue,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-	}, workflows.EntityWorkflowName, workflows.EntityInput{UserID: key.UserID, ArtifactID: key.ArtifactID,
-		State: last.State, Projection: last.Projection, Idempotency: last.Idempotency})
+	_, err = c.temporal.ExecuteWorkflow(ctx,
+		c.startOptions(key, enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL, enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE),
+		workflows.EntityWorkflowName, workflows.EntityInput{UserID: key.UserID, ArtifactID: key.ArtifactID,
+			State: last.State, Projection: last.Projection, Idempotency: last.Idempotency})
 	var running *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &running) {
 		return nil // a write re-created it first
@@ -141,12 +153,8 @@ func (c *Client) recreate(ctx context.Context, key entityid.Key, req workflows.C
 // same run with the first outcome.
 func (c *Client) updateWithStart(ctx context.Context, key entityid.Key, req workflows.CommandRequest,
 	in workflows.EntityInput, reuse enumspb.WorkflowIdReusePolicy) (workflows.CommandResult, error) {
-	start := c.temporal.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
-		ID:                       key.WorkflowID(),
-		TaskQueue:                c.opts.TaskQueue,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		WorkflowIDReusePolicy:    reuse,
-	}, workflows.EntityWorkflowName, in)
+	start := c.temporal.NewWithStartWorkflowOperation(c.startOptions(key, enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING, reuse),
+		workflows.EntityWorkflowName, in)
 	updateID := uuid.NewString()
 	if req.IdempotencyKey != "" {
 		updateID = "idempotency-key:" + string(req.Kind) + ":" + req.IdempotencyKey
@@ -165,6 +173,19 @@ func (c *Client) updateWithStart(ctx context.Context, key entityid.Key, req work
 		return res, err
 	}
 	return res, handle.Get(ctx, &res)
+}
+
+func (c *Client) startOptions(key entityid.Key, conflict enumspb.WorkflowIdConflictPolicy, reuse enumspb.WorkflowIdReusePolicy) client.StartWorkflowOptions {
+	opts := client.StartWorkflowOptions{
+		ID:                       key.WorkflowID(),
+		TaskQueue:                c.opts.TaskQueue,
+		WorkflowIDConflictPolicy: conflict,
+		WorkflowIDReusePolicy:    reuse,
+	}
+	if c.opts.SearchAttributes {
+		opts.TypedSearchAttributes = searchattr.ForPair(key)
+	}
+	return opts
 }
 
 // State returns the pair's state; a pair never written is the zero State.
@@ -186,6 +207,15 @@ func (c *Client) IsArtifactInUserFeed(ctx context.Context, key entityid.Key) (bo
 	return s.ArtifactInUserFeed, err
 }
 
+// enter takes one of the MaxInFlight slots.
+func (c *Client) enter() (func(), error) {
+	release, err := c.inFlight.Enter()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v (api.maxInFlightTemporalCalls)", ErrUnavailable, err)
+	}
+	return release, nil
+}
+
 // Ready checks that the Temporal frontend answers.
 func (c *Client) Ready(ctx context.Context) error {
 	ctx, attempts := temporalclient.WithAttempts(ctx)
@@ -198,9 +228,14 @@ func (c *Client) Ready(ctx context.Context) error {
 // workflow task processed cannot be queried (the worker refuses to replay
 // it); its state is then folded from its history, as the re-creation does.
 func (c *Client) readState(ctx context.Context, key entityid.Key) (workflows.State, error) {
+	release, err := c.enter()
+	if err != nil {
+		return workflows.State{}, err
+	}
+	defer release()
 	ctx, attempts := temporalclient.WithAttempts(ctx)
 	var out workflows.State
-	err := c.query(ctx, key, workflows.QueryGetAllStates, &out)
+	err = c.query(ctx, key, workflows.QueryGetAllStates, &out)
 	if err == nil {
 		return out, nil
 	}

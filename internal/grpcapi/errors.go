@@ -194,16 +194,3 @@ func (s *service) classify(ctx context.Context, err error, write bool) *failure 
 	logger.ErrorContext(ctx, "Request failed", "error", err)
 	return &failure{code: codes.Internal, reason: ReasonInternal, message: "internal error"}
 }
-
-// authFailure answers a request the Authorizer refused: Unauthenticated
-// when its error is that status, PermissionDenied otherwise.
-func authFailure(err error) *failure {
-	if status.Code(err) == codes.Unauthenticated {
-		return &failure{code: codes.Unauthenticated, reason: ReasonUnauthenticated, message: status.Convert(err).Message()}
-	}
-	msg := err.Error()
-	if st, ok := status.FromError(err); ok {
-		msg = st.Message()
-	}
-	return &failure{code: codes.PermissionDenied, reason: ReasonPermissionDenied, message: msg}
-}

@@ -3,19 +3,19 @@ package grpcapi
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 
 	"go.uber.org/fx"
+	"google.golang.org/grpc"
 
+	"github.com/artifactstate/artifactstate/internal/auth"
 	"github.com/artifactstate/artifactstate/internal/config"
 	"github.com/artifactstate/artifactstate/internal/entities"
 	"github.com/artifactstate/artifactstate/internal/metrics"
 	"github.com/artifactstate/artifactstate/internal/readmodel"
+	"github.com/artifactstate/artifactstate/internal/tlsfiles"
 	"github.com/artifactstate/artifactstate/internal/tracing"
 )
 
@@ -24,7 +24,7 @@ import (
 // accepting calls and waits (up to api.shutdownTimeout) for those in flight.
 var Module = fx.Module("grpcapi",
 	fx.Invoke(func(lc fx.Lifecycle, sd fx.Shutdowner, cfg config.Config, e *entities.Client, store *readmodel.Store,
-		m *metrics.Metrics, t *tracing.Tracing, logger *slog.Logger) error {
+		a *auth.Authenticator, m *metrics.Metrics, t *tracing.Tracing, logger *slog.Logger) error {
 		if cfg.GRPC.ListenAddress == "" {
 			logger.Info("gRPC API off (grpc.listenAddress is empty)")
 			return nil
@@ -33,8 +33,13 @@ var Module = fx.Module("grpcapi",
 		if store != nil { // a nil *Store must not become a non-nil interface
 			d.ReadModel = store
 		}
+		if a != nil {
+			d.Authorize = a.Rules().AuthorizeContext
+			d.UnaryInterceptors = []grpc.UnaryServerInterceptor{UnaryAuthenticator(a)}
+			d.StreamInterceptors = []grpc.StreamServerInterceptor{StreamAuthenticator(a)}
+		}
 		var err error
-		if d.TLS, err = ServerTLS(cfg.GRPC.TLS); err != nil {
+		if d.TLS, err = ServerTLS(cfg.GRPC); err != nil {
 			return err
 		}
 		srv, err := New(Options{RequestTimeout: cfg.API.RequestTimeout, RetryAfter: cfg.API.RetryAfter}, d)
@@ -70,24 +75,22 @@ var Module = fx.Module("grpcapi",
 	}),
 )
 
-// ServerTLS is the TLS configuration of grpc.tls; nil when TLS is off.
-func ServerTLS(c config.ServerTLS) (*tls.Config, error) {
-	if !c.Enabled {
+// ServerTLS is the TLS configuration of grpc: nil when grpc.tls is off;
+// the certificate is re-read when its files change (tlsfiles), and
+// clientCAFile makes it mTLS.
+func ServerTLS(c config.GRPC) (*tls.Config, error) {
+	if !c.TLS.Enabled() {
 		return nil, nil
 	}
-	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+	cert, err := tlsfiles.Load(c.TLS.CertFile, c.TLS.KeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("grpc.tls: %w", err)
 	}
-	t := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	t := tlsfiles.ServerConfig(cert)
 	if c.ClientCAFile != "" {
-		pem, err := os.ReadFile(c.ClientCAFile)
+		pool, err := tlsfiles.CertPool(c.ClientCAFile)
 		if err != nil {
-			return nil, fmt.Errorf("grpc.tls.clientCAFile: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, errors.New("grpc.tls.clientCAFile: no PEM certificate in " + c.ClientCAFile)
+			return nil, fmt.Errorf("grpc.clientCAFile: %w", err)
 		}
 		t.ClientCAs, t.ClientAuth = pool, tls.RequireAndVerifyClientCert
 	}

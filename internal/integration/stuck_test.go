@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +14,9 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/artifactstate/artifactstate/internal/entityid"
+	"github.com/artifactstate/artifactstate/internal/metrics"
 	"github.com/artifactstate/artifactstate/internal/stuck"
+	"github.com/artifactstate/artifactstate/internal/temporalclient"
 	"github.com/artifactstate/artifactstate/internal/testenv"
 	"github.com/artifactstate/artifactstate/workflows"
 )
@@ -31,7 +34,13 @@ func TestStuckEntityIsReportedAndRecovers(t *testing.T) {
 	c := testenv.Client(t, cfg, "stuck-test")
 	s := &stack{temporal: tt, cfg: cfg, client: c, api: testenv.StartAPI(t, c, cfg, nil)}
 
-	broken := sdkworker.New(c, cfg.Temporal.TaskQueue, sdkworker.Options{})
+	// The broken worker reports its metrics as the worker role does: the
+	// alert on failing workflow tasks must see this.
+	m := metrics.New("test", "test")
+	brokenClient, err := temporalclient.New(cfg.Temporal, testenv.Logger(), temporalclient.Options{Identity: "broken", MetricsHandler: m.Temporal()})
+	require.NoError(t, err)
+	t.Cleanup(brokenClient.Close)
+	broken := sdkworker.New(brokenClient, cfg.Temporal.TaskQueue, sdkworker.Options{})
 	broken.RegisterWorkflowWithOptions(func(workflow.Context, workflows.EntityInput) error {
 		panic("this deploy cannot replay the entity")
 	}, workflow.RegisterOptions{Name: workflows.EntityWorkflowName})
@@ -40,7 +49,7 @@ func TestStuckEntityIsReportedAndRecovers(t *testing.T) {
 	k := entityid.Key{UserID: "stuck", ArtifactID: 1}
 	opts := startOptions(cfg, k)
 	opts.WorkflowTaskTimeout = time.Second
-	_, err := c.SignalWithStartWorkflow(context.Background(), k.WorkflowID(), workflows.CommandSignalName,
+	_, err = c.SignalWithStartWorkflow(context.Background(), k.WorkflowID(), workflows.CommandSignalName,
 		workflows.Command{Kind: workflows.SetArtifactAddedToUserFeed}, opts, workflows.EntityWorkflowName,
 		workflows.EntityInput{UserID: k.UserID, ArtifactID: k.ArtifactID})
 	require.NoError(t, err)
@@ -66,6 +75,10 @@ func TestStuckEntityIsReportedAndRecovers(t *testing.T) {
 		return nil
 	})
 
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	require.Greater(t, sample(rec.Body.String(), `temporal_workflow_task_execution_failed_total{workflow_type="ArtifactStateEntity"}`), 0.0,
+		"deploy/prometheus/alerts.yml's ArtifactStateWorkflowTasksFailing watches this series")
 	broken.Stop()
 	testenv.StartWorker(t, c, cfg, nil)
 	testenv.Eventually(t, 2*time.Minute, func(context.Context) error {

@@ -19,7 +19,8 @@ var Module = fx.Module("reconcile",
 			logger.Warn("Reconciler off (worker.reconcileInterval is 0): entities an operator terminates lose their state when their history's retention passes")
 			return
 		}
-		e := entities.New(c, entities.Options{Namespace: cfg.Temporal.Namespace, TaskQueue: cfg.Temporal.TaskQueue}, logger)
+		e := entities.New(c, entities.Options{Namespace: cfg.Temporal.Namespace, TaskQueue: cfg.Temporal.TaskQueue,
+			SearchAttributes: cfg.Temporal.SearchAttributes}, logger)
 		r := New(c, e, cfg.Temporal.Namespace, cfg.Worker.ReconcileInterval, logger.With("component", "reconcile"))
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
