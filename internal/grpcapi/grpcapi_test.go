@@ -17,12 +17,15 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/artifactstate/artifactstate/gen/artifactstate/v1"
+	"github.com/artifactstate/artifactstate/internal/auth"
+	"github.com/artifactstate/artifactstate/internal/auth/authtest"
 	"github.com/artifactstate/artifactstate/internal/entities"
 	"github.com/artifactstate/artifactstate/internal/entitiestest"
 	"github.com/artifactstate/artifactstate/internal/entityid"
@@ -700,4 +703,42 @@ func TestStopEndsStreamsPromptly(t *testing.T) {
 	_, err = stream.Recv()
 	require.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
 	require.Less(t, <-stopped, 30*time.Second, "Stop did not wait for its deadline")
+}
+
+// With auth on, the gRPC API takes the HTTP API's credentials as metadata
+// and applies the same own-user rule; health checks need none.
+func TestAuthenticationWithTheHTTPAPIsVerifier(t *testing.T) {
+	t.Parallel()
+	idp := authtest.New(t)
+	a, err := auth.New(context.Background(), idp.Config(), auth.Options{})
+	require.NoError(t, err)
+	s := start(t, entitiestest.New(), func(d *Deps) {
+		d.Authorize = a.Rules().AuthorizeContext
+		d.UnaryInterceptors = []grpc.UnaryServerInterceptor{UnaryAuthenticator(a)}
+		d.StreamInterceptors = []grpc.StreamServerInterceptor{StreamAuthenticator(a)}
+	})
+	ctx := ctxT(t)
+	as := func(token string) context.Context {
+		return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+	}
+	req := &pb.GetAllStatesRequest{UserId: "Mike", ArtifactId: 1}
+	_, err = s.client.GetAllStates(ctx, req)
+	requireStatus(t, err, codes.Unauthenticated, ReasonUnauthenticated)
+	_, err = s.client.GetAllStates(as(idp.Token("Mike", "", -time.Minute)), req)
+	requireStatus(t, err, codes.Unauthenticated, ReasonUnauthenticated)
+	_, err = s.client.GetAllStates(as(idp.Token("Mike", "", time.Minute)), req)
+	require.NoError(t, err, "a user reads its own pairs")
+	_, err = s.client.GetAllStates(as(idp.Token("Ann", "", time.Minute)), req)
+	requireStatus(t, err, codes.PermissionDenied, ReasonPermissionDenied)
+	_, err = s.client.GetAllStates(as(idp.Token("feed-service", auth.ScopeService, time.Minute)), req)
+	require.NoError(t, err, "a service reads every user's pairs")
+
+	stream, err := s.client.Session(ctx)
+	require.NoError(t, err)
+	_, err = stream.Recv()
+	requireStatus(t, err, codes.Unauthenticated, ReasonUnauthenticated)
+
+	r, err := healthpb.NewHealthClient(s.conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	require.NoError(t, err, "health checks need no credentials")
+	require.NotNil(t, r)
 }
