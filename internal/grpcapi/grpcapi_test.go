@@ -26,9 +26,11 @@ import (
 	pb "github.com/artifactstate/artifactstate/gen/artifactstate/v1"
 	"github.com/artifactstate/artifactstate/internal/auth"
 	"github.com/artifactstate/artifactstate/internal/auth/authtest"
+	"github.com/artifactstate/artifactstate/internal/config"
 	"github.com/artifactstate/artifactstate/internal/entities"
 	"github.com/artifactstate/artifactstate/internal/entitiestest"
 	"github.com/artifactstate/artifactstate/internal/entityid"
+	"github.com/artifactstate/artifactstate/internal/limits"
 	"github.com/artifactstate/artifactstate/internal/metrics"
 	"github.com/artifactstate/artifactstate/workflows"
 )
@@ -741,4 +743,35 @@ func TestAuthenticationWithTheHTTPAPIsVerifier(t *testing.T) {
 	r, err := healthpb.NewHealthClient(s.conn).Check(ctx, &healthpb.HealthCheckRequest{})
 	require.NoError(t, err, "health checks need no credentials")
 	require.NotNil(t, r)
+}
+
+// A burst above the rate limit gets ResourceExhausted with RetryInfo, as the
+// HTTP API answers 429; health checks are not limited.
+func TestBurstAboveTheRateLimit(t *testing.T) {
+	t.Parallel()
+	rl := limits.NewRateLimiter(config.RateLimit{PerClient: 1, PerClientBurst: 5})
+	s := start(t, entitiestest.New(), func(d *Deps) {
+		d.UnaryInterceptors = []grpc.UnaryServerInterceptor{UnaryClientLimit(rl)}
+	})
+	ok, limited := 0, 0
+	for range 20 {
+		_, err := s.client.GetAllStates(ctxT(t), &pb.GetAllStatesRequest{UserId: "Mike", ArtifactId: 1})
+		if err == nil {
+			ok++
+			continue
+		}
+		st := requireStatus(t, err, codes.ResourceExhausted, "RATE_LIMITED")
+		var retry *errdetails.RetryInfo
+		for _, d := range st.Details() {
+			if r, isRetry := d.(*errdetails.RetryInfo); isRetry {
+				retry = r
+			}
+		}
+		require.NotNil(t, retry, "no RetryInfo")
+		limited++
+	}
+	require.Equal(t, 5, ok, "the burst")
+	require.Equal(t, 15, limited)
+	_, err := healthpb.NewHealthClient(s.conn).Check(ctxT(t), &healthpb.HealthCheckRequest{})
+	require.NoError(t, err, "health checks are not limited")
 }

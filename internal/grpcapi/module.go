@@ -8,11 +8,11 @@ import (
 	"net"
 
 	"go.uber.org/fx"
-	"google.golang.org/grpc"
 
 	"github.com/artifactstate/artifactstate/internal/auth"
 	"github.com/artifactstate/artifactstate/internal/config"
 	"github.com/artifactstate/artifactstate/internal/entities"
+	"github.com/artifactstate/artifactstate/internal/limits"
 	"github.com/artifactstate/artifactstate/internal/metrics"
 	"github.com/artifactstate/artifactstate/internal/readmodel"
 	"github.com/artifactstate/artifactstate/internal/tlsfiles"
@@ -33,10 +33,18 @@ var Module = fx.Module("grpcapi",
 		if store != nil { // a nil *Store must not become a non-nil interface
 			d.ReadModel = store
 		}
+		rl := limits.NewRateLimiter(cfg.API.RateLimit)
+		if rl.Enabled() {
+			d.UnaryInterceptors = append(d.UnaryInterceptors, UnaryGlobalLimit(rl))
+		}
 		if a != nil {
 			d.Authorize = a.Rules().AuthorizeContext
-			d.UnaryInterceptors = []grpc.UnaryServerInterceptor{UnaryAuthenticator(a)}
-			d.StreamInterceptors = []grpc.StreamServerInterceptor{StreamAuthenticator(a)}
+			d.UnaryInterceptors = append(d.UnaryInterceptors, UnaryAuthenticator(a))
+			d.StreamInterceptors = append(d.StreamInterceptors, StreamAuthenticator(a))
+		}
+		if rl.Enabled() {
+			d.UnaryInterceptors = append(d.UnaryInterceptors, UnaryClientLimit(rl))
+			d.StreamInterceptors = append(d.StreamInterceptors, StreamLimit(rl))
 		}
 		var err error
 		if d.TLS, err = ServerTLS(cfg.GRPC); err != nil {
