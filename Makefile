@@ -10,7 +10,7 @@ COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 # The one build command; the Dockerfile runs the same target.
 GO_BUILD := CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)"
 
-.PHONY: run test build lint clean cassandra-start cassandra-stop record-histories replay-corpus
+.PHONY: run test build lint proto clean cassandra-start cassandra-stop record-histories replay-corpus
 
 build:
 	$(GO_BUILD) -o $(BIN) ./cmd/artifactstate
@@ -26,10 +26,14 @@ test:
 # image's health probe (built without them).
 SUBMODULES := deploy deploy/compose/healthprobe
 
-# Linters (pinned in tools/go.mod): vet, staticcheck, and the SDK's
+# Linters (pinned in tools/go.mod): buf lint on proto/ and a check that gen/ is
+# what `make proto` generates from it, vet, staticcheck, and the SDK's
 # determinism checker on the workflow code; vet, staticcheck and the tidy
-# check on each of SUBMODULES too.
+# check on each of SUBMODULES too; govulncheck on the binary.
 lint:
+	go tool -modfile=tools/go.mod buf lint
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && go tool -modfile=tools/go.mod buf generate -o "$$tmp" && \
+	  diff -r "$$tmp/gen" gen || { echo "gen/ is stale: run 'make proto' and commit gen/"; exit 1; }
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	go mod tidy -diff
 	go vet ./...
@@ -39,11 +43,19 @@ lint:
 	  echo "lint $$m" && cd $(CURDIR)/$$m && go mod tidy -diff && go vet ./... && \
 	  go tool -modfile=$(CURDIR)/tools/go.mod staticcheck ./... || exit 1; \
 	done
+	scripts/govulncheck
+
+# The gRPC API's Go code (gen/) from proto/, with buf and the plugins pinned in
+# tools/go.mod (buf.gen.yaml); `make lint` fails when the committed gen/ is not
+# what this generates.
+proto:
+	go tool -modfile=tools/go.mod buf generate
 
 # Regenerate the replay corpus for the current workflow code (see
 # docs/workflow-versioning.md); files of earlier versions are kept.
 record-histories: build
 	$(BIN) record-histories --out replaytests/testdata
+	$(BIN) record-histories --out replaytests/testdata/encrypted --encryption-keys-file replaytests/testdata/encrypted/keys.yaml
 
 # Replay the corpus with the binary (the tests do the same).
 replay-corpus: build

@@ -144,11 +144,16 @@ func TestComposeRolesAndEnvironment(t *testing.T) {
 				t.Errorf("service %s: api listens on %d but publishes %v", name, port, s.Ports)
 			}
 			checkProbe(t, name, s, port)
+			if cfg.GRPC.ListenAddress == "" {
+				t.Errorf("service %s: no ARTIFACTSTATE_GRPC_LISTEN_ADDRESS: the gRPC API would be off", name)
+			} else if grpcPort := listenPort(t, name, cfg.GRPC.ListenAddress); !publishes(s, grpcPort) {
+				t.Errorf("service %s: api serves gRPC on %d but publishes %v", name, grpcPort, s.Ports)
+			}
 			if s.StopGracePeriod == nil || time.Duration(*s.StopGracePeriod) <= cfg.API.ShutdownTimeout {
 				t.Errorf("service %s: stop_grace_period must exceed api.shutdownTimeout (%v)", name, cfg.API.ShutdownTimeout)
 			}
 		case "worker":
-			checkProbe(t, name, s, listenPort(t, name, cfg.Metrics.ListenAddress))
+			checkProbe(t, name, s, listenPort(t, name, cfg.Admin.ListenAddress))
 			if s.StopGracePeriod == nil || time.Duration(*s.StopGracePeriod) <= cfg.Worker.StopTimeout {
 				t.Errorf("service %s: stop_grace_period must exceed worker.stopTimeout (%v)", name, cfg.Worker.StopTimeout)
 			}
@@ -278,7 +283,7 @@ func TestComposePortsAndMounts(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"8082", "7233", "8080", "9090", "3000"} {
+	for _, want := range []string{"8082", "8083", "7233", "8080", "9090", "3000"} {
 		if _, ok := published[":"+want+"/tcp"]; !ok {
 			t.Errorf("host port %s is not published (the README lists it)", want)
 		}

@@ -377,13 +377,15 @@ func containerAppEnv(t *testing.T, where string, c corev1.Container, objs []k8sO
 // its api Deployment runs with.
 func overlayAPIConfig(t *testing.T, ov overlay, known map[string]bool) (config.Config, []k8sObject) {
 	t.Helper()
-	objs := kustomizeBuild(t, ov.dir)
+	objs := kustomizeBuild(t, ov.dir, "Certificate")
 	api := byName[*appsv1.Deployment](t, objs, "artifactstate-api")
 	if len(api.Spec.Template.Spec.Containers) != 1 {
 		t.Fatalf("%s: Deployment artifactstate-api has %d containers", ov.dir, len(api.Spec.Template.Spec.Containers))
 	}
 	where := ov.dir + " Deployment artifactstate-api"
-	return checkEnv(t, where, containerAppEnv(t, where, api.Spec.Template.Spec.Containers[0], objs, ov, known), known), objs
+	env := containerAppEnv(t, where, api.Spec.Template.Spec.Containers[0], objs, ov, known)
+	checkSecretFiles(t, where, api.Spec.Template.Spec, env)
+	return checkEnv(t, where, env, known), objs
 }
 
 // cassandraDatacenter is the part of cass-operator's CassandraDatacenter

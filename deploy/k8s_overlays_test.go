@@ -28,7 +28,7 @@ func TestKubernetesOverlays(t *testing.T) {
 	known := knownEnv(t)
 	for _, ov := range overlays {
 		t.Run(path.Base(ov.dir), func(t *testing.T) {
-			objs := kustomizeBuild(t, ov.dir)
+			objs := kustomizeBuild(t, ov.dir, "Certificate")
 			checkOverlay(t, ov, objs, known)
 		})
 	}
@@ -101,6 +101,7 @@ func checkOverlay(t *testing.T, ov overlay, objs []k8sObject, known map[string]b
 			t.Errorf("%s: image %q is not pinned", where, c.Image)
 		}
 		appEnv := containerAppEnv(t, where, c, objs, ov, known)
+		checkSecretFiles(t, where, p.spec, appEnv)
 		cfg := checkEnv(t, where, appEnv, known)
 		roleCfg[role] = cfg
 		if role != "version" && !cfg.Cassandra.Enabled() {
@@ -146,7 +147,7 @@ func checkOverlay(t *testing.T, ov overlay, objs []k8sObject, known map[string]b
 		c := p.spec.Containers[0]
 		port, drain := listenPort(t, role, cfg.API.ListenAddress), cfg.API.ShutdownTimeout
 		if role == "worker" {
-			port, drain = listenPort(t, role, cfg.Metrics.ListenAddress), cfg.Worker.StopTimeout
+			port, drain = listenPort(t, role, cfg.Admin.ListenAddress), cfg.Worker.StopTimeout
 		}
 		checkHTTPProbe(t, role+" liveness", c, c.LivenessProbe, "/healthz", port)
 		checkHTTPProbe(t, role+" readiness", c, c.ReadinessProbe, "/readyz", port)
@@ -200,9 +201,28 @@ func checkOverlay(t *testing.T, ov overlay, objs []k8sObject, known map[string]b
 	if !selects(svc.Spec.Selector, api.labels) || selects(svc.Spec.Selector, rolePods["worker"].labels) {
 		t.Errorf("Service %s selector %v must select the api pods only", svc.Name, svc.Spec.Selector)
 	}
+	// Its ports: http the REST API, grpc the gRPC API, metrics the admin
+	// listener (for the ServiceMonitor).
+	listens := map[string]string{"http": roleCfg["api"].API.ListenAddress, "grpc": roleCfg["api"].GRPC.ListenAddress,
+		"metrics": roleCfg["api"].Admin.ListenAddress}
+	if listens["grpc"] == "" {
+		t.Error("api: no ARTIFACTSTATE_GRPC_LISTEN_ADDRESS: the gRPC API would be off")
+	}
+	exposed := map[string]bool{}
 	for _, sp := range svc.Spec.Ports {
-		if n := resolvePort(t, api.spec.Containers[0], sp.TargetPort); n != listenPort(t, "api", roleCfg["api"].API.ListenAddress) {
-			t.Errorf("Service port %s targets container port %d, the api listens on %s", sp.Name, n, roleCfg["api"].API.ListenAddress)
+		addr, ok := listens[sp.Name]
+		if !ok || addr == "" {
+			t.Errorf("Service port %q is none of http, grpc, metrics", sp.Name)
+			continue
+		}
+		exposed[sp.Name] = true
+		if n := resolvePort(t, api.spec.Containers[0], sp.TargetPort); n != listenPort(t, "api", addr) {
+			t.Errorf("Service port %s targets container port %d, the api listens on %s", sp.Name, n, addr)
+		}
+	}
+	for _, name := range []string{"http", "grpc"} {
+		if !exposed[name] {
+			t.Errorf("Service %s exposes no %s port", svc.Name, name)
 		}
 	}
 
@@ -296,7 +316,7 @@ func checkOverlay(t *testing.T, ov overlay, objs []k8sObject, known map[string]b
 			t.Errorf("PodMonitor %s does not select the worker pods", pm.Name)
 		}
 		for _, ep := range pm.Spec.PodMetricsEndpoints {
-			if ep.Port == nil || resolvePort(t, w.spec.Containers[0], intstr.FromString(*ep.Port)) != listenPort(t, "worker", roleCfg["worker"].Metrics.ListenAddress) || ep.Path != "/metrics" {
+			if ep.Port == nil || resolvePort(t, w.spec.Containers[0], intstr.FromString(*ep.Port)) != listenPort(t, "worker", roleCfg["worker"].Admin.ListenAddress) || ep.Path != "/metrics" {
 				t.Errorf("PodMonitor %s endpoint %v%s is not the worker's /metrics", pm.Name, ep.Port, ep.Path)
 			}
 		}
@@ -375,7 +395,12 @@ func checkNetworkPolicies(t *testing.T, objs []k8sObject, apiLabels, workerLabel
 	if !allowsIngress(apiLabels, apiPort, "") {
 		t.Errorf("no NetworkPolicy lets clients reach the api on %d", apiPort)
 	}
-	metricsPort := listenPort(t, "worker", cfg.Metrics.ListenAddress)
+	if cfg.GRPC.ListenAddress != "" {
+		if grpcPort := listenPort(t, "api", cfg.GRPC.ListenAddress); !allowsIngress(apiLabels, grpcPort, "") {
+			t.Errorf("no NetworkPolicy lets clients reach the api's gRPC port %d", grpcPort)
+		}
+	}
+	metricsPort := listenPort(t, "worker", cfg.Admin.ListenAddress)
 	if !allowsIngress(workerLabels, metricsPort, "monitoring") {
 		t.Errorf("no NetworkPolicy lets the monitoring namespace scrape workers on %d", metricsPort)
 	}

@@ -65,10 +65,7 @@ func TestComposeObservability(t *testing.T) {
 	known := knownEnv(t)
 	for _, role := range []string{"api", "worker"} {
 		cfg := checkEnv(t, "service "+role, composeEnv(p.Services[role]), known)
-		want := listenPort(t, role, cfg.API.ListenAddress)
-		if role == "worker" {
-			want = listenPort(t, role, cfg.Metrics.ListenAddress)
-		}
+		want := listenPort(t, role, cfg.Admin.ListenAddress) // every role's /metrics is on its admin listener
 		if got, ok := scraped[role]; !ok || got != want {
 			t.Errorf("Prometheus scrapes %s on port %d, the %s role serves /metrics on %d", role, got, role, want)
 		}

@@ -502,7 +502,7 @@ func (r *replayer) applyObjects(pos syntax.Pos, what string, objs []k8sObject) {
 }
 
 func (r *replayer) applyKustomization(pos syntax.Pos, dir string) {
-	objs := kustomizeBuild(r.t, dir, "CassandraDatacenter", "Elasticsearch")
+	objs := kustomizeBuild(r.t, dir, "CassandraDatacenter", "Elasticsearch", "Certificate")
 	// What the objects need before they can start.
 	for _, ov := range overlays {
 		if ov.dir != dir {

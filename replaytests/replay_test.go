@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/artifactstate/artifactstate/internal/histories"
+	"github.com/artifactstate/artifactstate/internal/payloadcrypt"
 	"github.com/artifactstate/artifactstate/workflows"
 )
 
@@ -119,5 +120,43 @@ func TestNonDeterministicChangeFailsReplay(t *testing.T) {
 		if err := histories.Replay(replayer, logger(), h); err == nil {
 			t.Errorf("%s replayed on a non-deterministic variant of the workflow: the replay test would not catch a breaking change", file)
 		}
+	}
+}
+
+// TestEncryptedCorpusReplays replays histories recorded with payload
+// encryption on (temporal.encryption.keysFile) with the codec, as
+// `artifactstate replay` does when the keys are configured; without the
+// keys they cannot replay, so the payloads really are ciphertext.
+func TestEncryptedCorpusReplays(t *testing.T) {
+	t.Parallel()
+	codec, err := payloadcrypt.Load(filepath.Join("testdata", "encrypted", "keys.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	replayer, err := histories.NewReplayerWith(payloadcrypt.DataConverter(codec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob(filepath.Join("testdata", "encrypted", "*.json.gz"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no encrypted histories (%v): run `make record-histories`", err)
+	}
+	for _, file := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(file), ".json.gz"), func(t *testing.T) {
+			h, err := histories.Load(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			start := h.GetEvents()[0].GetWorkflowExecutionStartedEventAttributes().GetInput().GetPayloads()[0]
+			if enc := string(start.GetMetadata()["encoding"]); enc != payloadcrypt.EncodingEncrypted {
+				t.Fatalf("%s: the start input is %q, not encrypted", file, enc)
+			}
+			if err := histories.Replay(replayer, logger(), h); err != nil {
+				t.Fatalf("the current code cannot replay %s with its keys: %v", file, err)
+			}
+			if err := histories.Replay(histories.NewReplayer(), logger(), h); err == nil {
+				t.Errorf("%s replayed without the keys: its payloads are not encrypted", file)
+			}
+		})
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/artifactstate/artifactstate/internal/auth"
 	"github.com/artifactstate/artifactstate/internal/entities"
 	"github.com/artifactstate/artifactstate/internal/entityid"
 )
@@ -101,3 +102,16 @@ func isWrite(c *gin.Context) bool {
 }
 
 const writeParam = "artifactstate.write"
+
+// allowed answers 403 (or 401) and returns false unless the caller may use
+// userID's pairs.
+func (s *Server) allowed(c *gin.Context, userID string) bool {
+	if s.authorize == nil {
+		return true
+	}
+	if err := s.authorize(c.Request.Context(), userID); err != nil {
+		auth.Abort(c, err)
+		return false
+	}
+	return true
+}

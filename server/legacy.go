@@ -63,6 +63,9 @@ func (s *Server) withKey(read keyReader, h gin.HandlerFunc) gin.HandlerFunc {
 			s.render(c, apiErr)
 			return
 		}
+		if !s.allowed(c, key.UserID) {
+			return
+		}
 		c.Set(keyParam, key)
 		h(c)
 	}

@@ -38,27 +38,33 @@ type Deps struct {
 	Entities Entities
 	// ReadModel may be nil: the endpoints served from it then answer 503.
 	ReadModel ReadModel
-	// Metrics may be nil: no /metrics and no HTTP metrics.
+	// Metrics may be nil: no HTTP metrics. /metrics is served on the admin
+	// listener (internal/ops), not here.
 	Metrics *metrics.Metrics
 	// Tracing starts a span per request (OpenTelemetry).
 	Tracing bool
-	// Pprof serves /debug/pprof/.
-	Pprof  bool
-	Logger *slog.Logger
+	// Middleware runs, in order, before every API route, not before health
+	// and /openapi.yaml (rate limits, authentication: internal/apiguard).
+	Middleware []gin.HandlerFunc
+	// Authorize says whether the caller may use userID's pairs (403 if
+	// not); nil lets everyone.
+	Authorize func(ctx context.Context, userID string) error
+	Logger    *slog.Logger
 }
 
 // Server holds the handlers' dependencies.
 type Server struct {
-	cfg      config.API
-	entities Entities
-	pairs    *pairs.Service
-	logger   *slog.Logger
+	cfg       config.API
+	entities  Entities
+	pairs     *pairs.Service
+	authorize func(ctx context.Context, userID string) error
+	logger    *slog.Logger
 }
 
 // NewHandler returns the API's HTTP handler.
 func NewHandler(cfg config.API, d Deps) http.Handler {
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{cfg: cfg, entities: d.Entities, pairs: pairs.New(d.Entities, d.ReadModel), logger: d.Logger}
+	s := &Server{cfg: cfg, entities: d.Entities, pairs: pairs.New(d.Entities, d.ReadModel), authorize: d.Authorize, logger: d.Logger}
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
@@ -70,10 +76,6 @@ func NewHandler(cfg config.API, d Deps) http.Handler {
 	}
 	if d.Metrics != nil {
 		r.Use(measure(d.Metrics))
-		r.GET("/metrics", gin.WrapH(d.Metrics.Handler()))
-	}
-	if d.Pprof {
-		r.Any("/debug/pprof/*profile", gin.WrapH(ops.Pprof()))
 	}
 	r.Use(s.logRequests)
 	r.NoRoute(func(c *gin.Context) {
@@ -83,8 +85,9 @@ func NewHandler(cfg config.API, d Deps) http.Handler {
 		s.render(c, &apiError{status: http.StatusMethodNotAllowed, Code: "method_not_allowed",
 			Error: c.Request.Method + " is not allowed on " + c.Request.URL.Path})
 	})
-	s.routeLegacy(r)
-	s.routeV1(r)
+	api := r.Group("", d.Middleware...)
+	s.routeLegacy(api)
+	s.routeV1(api)
 	s.routeHealth(r)
 	r.GET("/openapi.yaml", func(c *gin.Context) { c.Data(http.StatusOK, "application/yaml", OpenAPI) })
 	return r
@@ -98,9 +101,9 @@ func (s *Server) routeHealth(r gin.IRouter) {
 		ctx, cancel := context.WithTimeout(c.Request.Context(), min(s.cfg.RequestTimeout, 2*time.Second))
 		defer cancel()
 		if err := s.entities.Ready(ctx); err != nil {
+			// The detail (hosts, internals) is for the log, not the caller.
 			s.logger.WarnContext(ctx, "Not ready", "error", err)
-			s.render(c, &apiError{status: http.StatusServiceUnavailable, Code: "unavailable",
-				Error: "Temporal is not reachable: " + err.Error()})
+			s.render(c, &apiError{status: http.StatusServiceUnavailable, Code: "unavailable", Error: ops.NotReady})
 			return
 		}
 		writeJSON(c, http.StatusOK, map[string]string{"status": "ready"})

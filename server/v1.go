@@ -114,6 +114,9 @@ func (s *Server) pathKey(c *gin.Context) (entityid.Key, bool) {
 		var key entityid.Key
 		key, apiErr = newKey(c.Param("userId"), artifactID)
 		if apiErr == nil {
+			if !s.allowed(c, key.UserID) {
+				return entityid.Key{}, false
+			}
 			c.Set(keyParam, key)
 			return key, true
 		}
@@ -233,6 +236,9 @@ func (s *Server) batchGet(c *gin.Context) {
 			s.render(c, apiErr)
 			return
 		}
+		if !s.allowed(c, keys[i].UserID) {
+			return
+		}
 	}
 	ctx, cancel := s.timeout(c)
 	defer cancel()
@@ -314,6 +320,9 @@ func (s *Server) listParams(c *gin.Context) (userID string, pageSize int, pageTo
 	userID = c.Param("userId")
 	if err := entityid.ValidateUserID(userID); err != nil {
 		s.render(c, fieldError(err))
+		return "", 0, "", false
+	}
+	if !s.allowed(c, userID) {
 		return "", 0, "", false
 	}
 	pageSize = DefaultPageSize

@@ -1,12 +1,18 @@
 package server
 
 import (
+	"errors"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/artifactstate/artifactstate/internal/config"
+	"github.com/artifactstate/artifactstate/internal/entitiestest"
 )
 
 func callWith(t *testing.T, method, url, body string, header map[string]string) result {
@@ -162,4 +168,22 @@ func stripTimes(body string) string {
 		}
 	}
 	return body
+}
+
+type brokenBody struct{}
+
+func (brokenBody) Read([]byte) (int, error) { return 0, errors.New("connection reset by peer") }
+
+// A body that cannot be read (the client went away mid-request) is not a
+// malformed request: it answers 499, not 400.
+func TestUnreadableBodyIsNotABadRequest(t *testing.T) {
+	t.Parallel()
+	h := NewHandler(config.Default().API, Deps{Entities: entitiestest.New(), Logger: slog.New(slog.DiscardHandler)})
+	for _, path := range []string{"/artifactState/setArtifactReadByUser", "/v1/users/Mike/artifacts/1/commands"} {
+		req := httptest.NewRequest("POST", path, io.NopCloser(brokenBody{}))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		require.Equal(t, 499, rec.Code, path)
+		require.Contains(t, rec.Body.String(), `"code":"client_closed_request"`, path)
+	}
 }

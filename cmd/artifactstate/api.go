@@ -3,8 +3,12 @@ package main
 import (
 	"github.com/spf13/cobra"
 
+	"github.com/artifactstate/artifactstate/internal/apiguard"
+	"github.com/artifactstate/artifactstate/internal/auth"
 	"github.com/artifactstate/artifactstate/internal/config"
 	"github.com/artifactstate/artifactstate/internal/entities"
+	"github.com/artifactstate/artifactstate/internal/grpcapi"
+	"github.com/artifactstate/artifactstate/internal/ops"
 	"github.com/artifactstate/artifactstate/internal/readmodel"
 	"github.com/artifactstate/artifactstate/internal/temporalclient"
 	"github.com/artifactstate/artifactstate/server"
@@ -13,7 +17,7 @@ import (
 func newAPICommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "api",
-		Short: "Serve the REST API against an external Temporal cluster",
+		Short: "Serve the REST and gRPC APIs against an external Temporal cluster",
 		Args:  cobra.NoArgs,
 	}
 	s := newSettings(cmd.Flags())
@@ -21,6 +25,7 @@ func newAPICommand() *cobra.Command {
 	s.logFlags(cmd.Flags())
 	s.cassandraFlags(cmd.Flags())
 	s.stringFlag(cmd.Flags(), "listen", "API listen address, e.g. :8082", func(c *config.Config, v string) { c.API.ListenAddress = v })
+	s.stringFlag(cmd.Flags(), "grpc-listen", "gRPC API listen address, e.g. :8083 (empty: no gRPC API)", func(c *config.Config, v string) { c.GRPC.ListenAddress = v })
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		cfg, err := s.load(cmd.Flags())
 		if err != nil {
@@ -30,7 +35,8 @@ func newAPICommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return runApp(cfg, logger, temporalclient.Module, readmodel.Module, entities.Module, server.Module)
+		return runApp(cfg, logger, temporalclient.Module, readmodel.Module, entities.Module,
+			auth.Module, apiguard.Module, server.Module, grpcapi.Module, ops.Module)
 	}
 	return cmd
 }

@@ -10,9 +10,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/artifactstate/artifactstate/internal/apiguard"
+	"github.com/artifactstate/artifactstate/internal/auth"
 	"github.com/artifactstate/artifactstate/internal/config"
 	"github.com/artifactstate/artifactstate/internal/devserver"
 	"github.com/artifactstate/artifactstate/internal/entities"
+	"github.com/artifactstate/artifactstate/internal/grpcapi"
+	"github.com/artifactstate/artifactstate/internal/ops"
 	"github.com/artifactstate/artifactstate/internal/readmodel"
 	"github.com/artifactstate/artifactstate/internal/reconcile"
 	"github.com/artifactstate/artifactstate/internal/searchattr"
@@ -27,15 +31,20 @@ func newDevCommand() *cobra.Command {
 		Short: "Run everything in one process: embedded Temporal (SQLite) + Web UI + worker + API",
 		Long: `Runs an embedded Temporal server persisted to SQLite under --data-dir (so a
 restart keeps every entity; --in-memory keeps nothing), its Web UI, the worker
-and the API. The temporal CLI works against the frontend (default 127.0.0.1:7233).`,
+and the API. The temporal CLI works against the frontend (default 127.0.0.1:7233).
+Every listener binds loopback unless --expose (dev.expose): authentication is
+off in dev, so an exposed dev process lets anyone on the network use it.`,
 		Args: cobra.NoArgs,
 	}
 	s := newSettings(cmd.Flags())
 	s.logFlags(cmd.Flags())
 	s.cassandraFlags(cmd.Flags())
 	s.stringFlag(cmd.Flags(), "listen", "API listen address", func(c *config.Config, v string) { c.API.ListenAddress = v })
+	s.stringFlag(cmd.Flags(), "grpc-listen", "gRPC API listen address, e.g. :8083 (empty: no gRPC API)", func(c *config.Config, v string) { c.GRPC.ListenAddress = v })
 	s.stringFlag(cmd.Flags(), "data-dir", "directory of the SQLite database", func(c *config.Config, v string) { c.Dev.DataDir = v })
 	s.boolFlag(cmd.Flags(), "in-memory", "keep Temporal's data in memory only", func(c *config.Config, v bool) { c.Dev.InMemory = v })
+	s.boolFlag(cmd.Flags(), "expose", "let the API, gRPC and admin listeners bind every interface (default: loopback only)",
+		func(c *config.Config, v bool) { c.Dev.Expose = v })
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		cfg, err := s.load(cmd.Flags())
 		if err != nil {
@@ -47,6 +56,13 @@ and the API. The temporal CLI works against the frontend (default 127.0.0.1:7233
 		cfg.Temporal.TLS = config.TLS{}
 		cfg.Temporal.APIKey = ""
 		cfg.Temporal.Compression = "none" // loopback: compression only costs CPU
+		if !cfg.Dev.Expose {
+			cfg.API.ListenAddress = config.Loopback(cfg.API.ListenAddress)
+			cfg.Admin.ListenAddress = config.Loopback(cfg.Admin.ListenAddress)
+			if cfg.GRPC.ListenAddress != "" {
+				cfg.GRPC.ListenAddress = config.Loopback(cfg.GRPC.ListenAddress)
+			}
+		}
 		logger, err := newLogger(cfg, "dev", "text")
 		if err != nil {
 			return err
@@ -63,9 +79,15 @@ and the API. The temporal CLI works against the frontend (default 127.0.0.1:7233
 		if !cfg.Dev.InMemory {
 			opts.DatabaseFile = filepath.Join(cfg.Dev.DataDir, "temporal.db")
 		}
+		if cfg.Temporal.Encryption.KeysFile != "" && cfg.Dev.UIPort != 0 {
+			// The embedded Web UI decodes payloads through our codec.
+			opts.CodecEndpoint = "http://" + config.Dialable(cfg.Admin.ListenAddress) + "/codec"
+			cfg.Admin.CodecCORSOrigins = append(cfg.Admin.CodecCORSOrigins,
+				"http://"+net.JoinHostPort(cfg.Dev.IP, strconv.Itoa(cfg.Dev.UIPort)))
+		}
 		return runApp(cfg, logger,
 			devserver.Module(opts), readmodel.MigrateModule, temporalclient.Module, searchattr.Module, readmodel.Module,
-			entities.Module, worker.Module, reconcile.Module, server.Module)
+			entities.Module, worker.Module, reconcile.Module, auth.Module, apiguard.Module, server.Module, grpcapi.Module, ops.Module)
 	}
 	return cmd
 }

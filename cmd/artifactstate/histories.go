@@ -13,9 +13,11 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/history/v1"
 	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/artifactstate/artifactstate/internal/histories"
 	"github.com/artifactstate/artifactstate/internal/histories/record"
+	"github.com/artifactstate/artifactstate/internal/payloadcrypt"
 	"github.com/artifactstate/artifactstate/internal/temporalclient"
 	"github.com/artifactstate/artifactstate/workflows"
 )
@@ -32,11 +34,20 @@ Files of earlier versions are left alone: the corpus keeps every version that sh
 		Args: cobra.NoArgs,
 	}
 	out := cmd.Flags().String("out", "replaytests/testdata", "directory of the corpus")
+	keysFile := cmd.Flags().String("encryption-keys-file", "", "encrypt the payloads with these keys (the encrypted corpus: replaytests/testdata/encrypted)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 		ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Minute)
 		defer cancel()
-		files, err := record.Run(ctx, *out, logger)
+		var dc converter.DataConverter
+		if *keysFile != "" {
+			codec, err := payloadcrypt.Load(*keysFile)
+			if err != nil {
+				return err
+			}
+			dc = payloadcrypt.DataConverter(codec)
+		}
+		files, err := record.RunWith(ctx, *out, logger, dc)
 		for _, f := range files {
 			cmd.Println("wrote", f)
 		}
@@ -55,7 +66,10 @@ non-zero exit means deploying this binary would break those entities.
 
   artifactstate replay --temporal-address temporal:7233 --namespace prod
   artifactstate replay --workflow-id 'artifactstate/1/Mike'
-  artifactstate replay --file replaytests/testdata/v1-set-read.json.gz`,
+  artifactstate replay --file replaytests/testdata/v1-set-read.json.gz
+
+Histories with encrypted payloads replay with the keys of
+temporal.encryption.keysFile (ARTIFACTSTATE_TEMPORAL_ENCRYPTION_KEYS_FILE).`,
 		Args: cobra.NoArgs,
 	}
 	s := newSettings(cmd.Flags())
@@ -66,7 +80,20 @@ non-zero exit means deploying this binary would break those entities.
 	saveDir := cmd.Flags().String("save-dir", "", "also save every fetched history here (to grow the corpus)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		replayer := histories.NewReplayer()
+		cfg, err := s.load(cmd.Flags())
+		if err != nil {
+			return err
+		}
+		// Encrypted histories replay with the keys of temporal.encryption.keysFile.
+		codec, err := temporalclient.Codec(cfg, logger)
+		if err != nil {
+			return err
+		}
+		dc := payloadcrypt.DataConverter(codec)
+		replayer, err := histories.NewReplayerWith(dc)
+		if err != nil {
+			return err
+		}
 		failed, total := 0, 0
 		check := func(name string, h *history.History) {
 			total++
@@ -87,11 +114,7 @@ non-zero exit means deploying this binary would break those entities.
 			}
 			return summary(cmd, failed, total)
 		}
-		cfg, err := s.load(cmd.Flags())
-		if err != nil {
-			return err
-		}
-		c, err := temporalclient.New(cfg.Temporal, logger, temporalclient.Options{Identity: "artifactstate-replay"})
+		c, err := temporalclient.New(cfg.Temporal, logger, temporalclient.Options{Identity: "artifactstate-replay", DataConverter: dc})
 		if err != nil {
 			return err
 		}

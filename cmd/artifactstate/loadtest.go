@@ -28,7 +28,8 @@ import (
 const verifyConcurrency = 32
 
 type loadtestFlags struct {
-	target, scenario, namesFile, mix, out string
+	target, protocol, scenario, namesFile string
+	mix, out                              string
 	users, artifacts, pairs, concurrency  int
 	maxInFlight, readers, writers         int
 	ramp, duration, requestTimeout        time.Duration
@@ -96,17 +97,24 @@ latency-over-time charts). Ctrl-C stops the load and still verifies and reports;
 Ctrl-C skips the verification. The exit code is non-zero when a call failed with a status
 other than 503/504 (or without an answer, other than a timeout), a check of the scenario failed
 or the verification failed. newpairs and hotpair write new pairs, so the verification also
-checks that flags never set are false (as --assume-fresh).`,
+checks that flags never set are false (as --assume-fresh).
+
+--protocol grpc drives the gRPC API instead (--target host:port, default localhost:8083): the
+same scenarios and verification through its original calls (SetArtifactReadByUser, ...,
+GetAllStates) and GetPair for eventual reads; failures are reported by the HTTP status the REST
+API answers for the same failure (503 for UNAVAILABLE, 504 for DEADLINE_EXCEEDED, ...).`,
 		Example: `  artifactstate loadtest --users 200 --ramp 1m --out /tmp/lt
   artifactstate loadtest --scenario closed --concurrency 32 --duration 2m --mix write=50,strong=50
   artifactstate loadtest --scenario open --rate 500 --duration 1m --max-in-flight 200
   artifactstate loadtest --scenario newpairs --pairs 200 --concurrency 32
-  artifactstate loadtest --scenario hotpair --readers 16 --writers 4 --duration 30s --out /tmp/hot`,
+  artifactstate loadtest --scenario hotpair --readers 16 --writers 4 --duration 30s --out /tmp/hot
+  artifactstate loadtest --protocol grpc --target localhost:8083 --scenario closed --duration 1m`,
 		Args: cobra.NoArgs,
 	}
 	f := cmd.Flags()
 	var o loadtestFlags
-	f.StringVar(&o.target, "target", "http://localhost:8082", "base URL of the API")
+	f.StringVar(&o.target, "target", "", "base URL of the API (default http://localhost:8082), or host:port of the gRPC API (default localhost:8083)")
+	f.StringVar(&o.protocol, "protocol", "http", "http (the REST API) or grpc (the gRPC API)")
 	f.StringVar(&o.scenario, "scenario", "gatling", strings.Join(loadtestScenarios, ", "))
 	f.IntVar(&o.users, "users", 0, "gatling: virtual users (default 1000); closed, open: distinct user IDs, taken from the names (default: all of them)")
 	f.IntVar(&o.pairs, "pairs", 0, "newpairs: new pairs to write and read back (default 200); closed, open: draw from this many pairs instead of users x artifacts")
@@ -153,8 +161,23 @@ func (o loadtestFlags) validate(cmd *cobra.Command) (*loadtestPlan, error) {
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	changed := cmd.Flags().Changed
 
-	if _, err := loadtest.ParseTarget(o.target); err != nil {
-		bad("--target: %v", err)
+	switch o.protocol {
+	case "http":
+		if o.target == "" {
+			p.target = "http://localhost:8082"
+		}
+		if _, err := loadtest.ParseTarget(p.target); err != nil {
+			bad("--target: %v", err)
+		}
+	case "grpc":
+		if o.target == "" {
+			p.target = "localhost:8083"
+		}
+		if _, err := loadtest.ParseGRPCTarget(p.target); err != nil {
+			bad("--target: %v", err)
+		}
+	default:
+		bad("--protocol: must be http or grpc, got %q", o.protocol)
 	}
 	if slices.Contains(loadtestScenarios, o.scenario) {
 		for _, name := range slices.Sorted(maps.Keys(loadtestFlagScenarios)) {
@@ -251,7 +274,7 @@ func (o loadtestFlags) validate(cmd *cobra.Command) (*loadtestPlan, error) {
 	if p.seed == 0 {
 		p.seed = rand.Uint64()
 	}
-	p.params = map[string]string{"seed": strconv.FormatUint(p.seed, 10), "request-timeout": p.requestTimeout.String()}
+	p.params = map[string]string{"seed": strconv.FormatUint(p.seed, 10), "request-timeout": p.requestTimeout.String(), "protocol": p.protocol}
 	switch p.scenario {
 	case "gatling":
 		p.params["users"] = strconv.Itoa(p.users)
@@ -314,7 +337,11 @@ func runLoadtest(ctx context.Context, p *loadtestPlan, stdout, stderr io.Writer)
 	case "hotpair":
 		conns = max(conns, p.readers+p.writers)
 	}
-	client, err := loadtest.NewClient(p.target, loadtest.ClientOptions{MaxConns: conns, Timeout: p.requestTimeout})
+	newClient, health := loadtest.NewClient, checkHealth
+	if p.protocol == "grpc" {
+		newClient, health = loadtest.NewGRPCClient, loadtest.CheckGRPCHealth
+	}
+	client, err := newClient(p.target, loadtest.ClientOptions{MaxConns: conns, Timeout: p.requestTimeout})
 	if err != nil {
 		return err
 	}
@@ -322,7 +349,7 @@ func runLoadtest(ctx context.Context, p *loadtestPlan, stdout, stderr io.Writer)
 	if !p.noVerify {
 		client.Ledger = loadtest.NewLedger()
 	}
-	if err := checkHealth(ctx, p.target); err != nil {
+	if err := health(ctx, p.target); err != nil {
 		return err
 	}
 	if (p.scenario == "closed" || p.scenario == "open") && p.mixSet.Eventual > 0 {
@@ -370,7 +397,7 @@ func runLoadtest(ctx context.Context, p *loadtestPlan, stdout, stderr io.Writer)
 				pr.Elapsed.Seconds(), pr.Completed, float64(pr.Completed)/pr.Elapsed.Seconds(), pr.Errors, pr.InFlight, pr.Dropped)
 		}
 	}
-	fmt.Fprintf(stderr, "load test: %s against %s (seed %d)\n", p.scenario, client.Target(), p.seed)
+	fmt.Fprintf(stderr, "load test: %s against %s over %s (seed %d)\n", p.scenario, client.Target(), p.protocol, p.seed)
 	var (
 		rep       *loadtest.Report
 		fresh     = p.assumeFresh // newpairs and hotpair write new pairs

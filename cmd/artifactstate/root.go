@@ -15,6 +15,7 @@ import (
 	"github.com/artifactstate/artifactstate/internal/config"
 	"github.com/artifactstate/artifactstate/internal/logging"
 	"github.com/artifactstate/artifactstate/internal/metrics"
+	"github.com/artifactstate/artifactstate/internal/privacy"
 	"github.com/artifactstate/artifactstate/internal/temporalclient"
 	"github.com/artifactstate/artifactstate/internal/tracing"
 )
@@ -119,7 +120,11 @@ func newLogger(cfg config.Config, role, format string) (*slog.Logger, error) {
 	if err != nil {
 		return nil, err
 	}
-	return logger.With("role", role), nil
+	redactor, err := privacy.New(cfg.Privacy)
+	if err != nil {
+		return nil, err
+	}
+	return slog.New(privacy.Handler(logger.Handler(), redactor)).With("role", role), nil
 }
 
 // runApp runs an fx app of the given modules until SIGINT/SIGTERM, then

@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/spf13/cobra"
 
+	"github.com/artifactstate/artifactstate/internal/auth"
 	"github.com/artifactstate/artifactstate/internal/config"
 	"github.com/artifactstate/artifactstate/internal/ops"
 	"github.com/artifactstate/artifactstate/internal/readmodel"
@@ -32,7 +33,7 @@ func newWorkerCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return runApp(cfg, logger, temporalclient.Module, readmodel.Module, worker.Module, reconcile.Module, ops.Module)
+		return runApp(cfg, logger, temporalclient.Module, readmodel.Module, worker.Module, reconcile.Module, auth.Module, ops.Module)
 	}
 	return cmd
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"regexp"
 	"slices"
@@ -29,20 +30,95 @@ type Config struct {
 	Log       Log       `yaml:"log" envPrefix:"LOG_"`
 	Temporal  Temporal  `yaml:"temporal" envPrefix:"TEMPORAL_"`
 	API       API       `yaml:"api" envPrefix:"API_"`
+	GRPC      GRPC      `yaml:"grpc" envPrefix:"GRPC_"`
 	Worker    Worker    `yaml:"worker" envPrefix:"WORKER_"`
 	Cassandra Cassandra `yaml:"cassandra" envPrefix:"CASSANDRA_"`
-	Metrics   Metrics   `yaml:"metrics" envPrefix:"METRICS_"`
+	Admin     Admin     `yaml:"admin" envPrefix:"ADMIN_"`
 	Tracing   Tracing   `yaml:"tracing" envPrefix:"TRACING_"`
+	Auth      Auth      `yaml:"auth" envPrefix:"AUTH_"`
+	Privacy   Privacy   `yaml:"privacy" envPrefix:"PRIVACY_"`
 	Dev       Dev       `yaml:"dev" envPrefix:"DEV_"`
 }
 
-// Metrics configures the Prometheus endpoint. The api and dev roles serve
-// /metrics on the API port; the worker role serves /metrics, /healthz and
-// /readyz on ListenAddress.
-type Metrics struct {
+// Admin configures the admin listener every role opens beside its work:
+// /metrics, /healthz, /readyz, /debug/pprof/ (if Pprof) and the payload codec
+// (/codec/, if temporal.encryption.keysFile is set). The API port serves
+// none of these but health.
+type Admin struct {
 	ListenAddress string `yaml:"listenAddress" env:"LISTEN_ADDRESS"`
-	// Pprof serves net/http/pprof under /debug/pprof/ next to /metrics.
+	// Pprof serves net/http/pprof under /debug/pprof/.
 	Pprof bool `yaml:"pprof" env:"PPROF"`
+	// TLS serves the admin listener over TLS.
+	TLS ServerTLS `yaml:"tls" envPrefix:"TLS_"`
+	// CodecCORSOrigins may call the codec from a browser: the Temporal Web
+	// UI's origin, e.g. https://temporal-ui.example.com.
+	CodecCORSOrigins []string `yaml:"codecCORSOrigins" env:"CODEC_CORS_ORIGINS" envSeparator:","`
+}
+
+// ServerTLS makes an HTTP listener serve TLS. The files are re-read when
+// they change, so a rotated certificate is served without a restart.
+type ServerTLS struct {
+	CertFile string `yaml:"certFile" env:"CERT_FILE"`
+	KeyFile  string `yaml:"keyFile" env:"KEY_FILE"`
+}
+
+// Enabled reports whether TLS is configured.
+func (t ServerTLS) Enabled() bool { return t.CertFile != "" }
+
+// Auth configures who may call the API. Off by default (and in dev); when
+// on, every API request needs a bearer JWT or an API key, and a caller may
+// use only its own user's pairs unless it holds a service scope.
+type Auth struct {
+	Enabled bool `yaml:"enabled" env:"ENABLED"`
+	// JWKSURL is the identity provider's key set (https), refreshed hourly
+	// and when a token names an unknown key.
+	JWKSURL string `yaml:"jwksURL" env:"JWKS_URL"`
+	// JWKSFile is a static key set (JWKS JSON) instead of, or beside, JWKSURL.
+	JWKSFile string `yaml:"jwksFile" env:"JWKS_FILE"`
+	// Issuer and Audience every JWT must carry (iss, aud).
+	Issuer   string `yaml:"issuer" env:"ISSUER"`
+	Audience string `yaml:"audience" env:"AUDIENCE"`
+	// SubjectClaim holds the caller's user ID (default sub).
+	SubjectClaim string `yaml:"subjectClaim" env:"SUBJECT_CLAIM"`
+	// ScopeClaim holds the scopes: a space-separated string or an array
+	// (default scope).
+	ScopeClaim string `yaml:"scopeClaim" env:"SCOPE_CLAIM"`
+	// ClockSkew is the leeway on exp, nbf and iat.
+	ClockSkew time.Duration `yaml:"clockSkew" env:"CLOCK_SKEW"`
+	// APIKeysFile lists API keys by their SHA-256 (YAML; see the README).
+	APIKeysFile string `yaml:"apiKeysFile" env:"API_KEYS_FILE"`
+	// ServiceScopes may use every user's pairs (the original /artifactState
+	// contract's callers are services).
+	ServiceScopes []string `yaml:"serviceScopes" env:"SERVICE_SCOPES" envSeparator:","`
+	// AdminScopes may use the admin endpoints (the payload codec).
+	AdminScopes []string `yaml:"adminScopes" env:"ADMIN_SCOPES" envSeparator:","`
+}
+
+// Privacy keeps user IDs (personal data) out of logs and traces.
+type Privacy struct {
+	// UserIDs in logs and traces: raw, hash (a keyed hash: lines about one
+	// user still correlate) or drop.
+	UserIDs string `yaml:"userIds" env:"USER_IDS"`
+	// HashKeyFile holds the hash key (at least 32 bytes) for UserIDs: hash.
+	HashKeyFile string `yaml:"hashKeyFile" env:"HASH_KEY_FILE"`
+}
+
+// RateLimit bounds request rates with token buckets: per client (the
+// authenticated subject, else the remote IP) and for the whole process.
+// A rate of 0 turns that bucket off. Requests over a limit get 429 with
+// Retry-After.
+type RateLimit struct {
+	PerClient      float64 `yaml:"perClient" env:"PER_CLIENT"`
+	PerClientBurst int     `yaml:"perClientBurst" env:"PER_CLIENT_BURST"`
+	Global         float64 `yaml:"global" env:"GLOBAL"`
+	GlobalBurst    int     `yaml:"globalBurst" env:"GLOBAL_BURST"`
+}
+
+// Encryption encrypts every payload the service writes into Temporal.
+type Encryption struct {
+	// KeysFile holds the AES-256 keys by ID and the ID of the current one
+	// (YAML; see the README). Empty: payloads are not encrypted.
+	KeysFile string `yaml:"keysFile" env:"KEYS_FILE"`
 }
 
 // Tracing configures OpenTelemetry tracing: off unless an OTLP endpoint is
@@ -52,6 +128,11 @@ type Tracing struct {
 	OTLPEndpoint string `yaml:"otlpEndpoint" env:"OTLP_ENDPOINT"`
 	// Insecure sends spans without TLS.
 	Insecure bool `yaml:"insecure" env:"INSECURE"`
+	// CAFile verifies the collector (system roots when empty); CertFile and
+	// KeyFile are a client certificate (mTLS).
+	CAFile   string `yaml:"caFile" env:"CA_FILE"`
+	CertFile string `yaml:"certFile" env:"CERT_FILE"`
+	KeyFile  string `yaml:"keyFile" env:"KEY_FILE"`
 	// SampleRatio is the share of new traces recorded, 0 to 1.
 	SampleRatio float64 `yaml:"sampleRatio" env:"SAMPLE_RATIO"`
 	// ServiceName names this service in traces.
@@ -75,7 +156,11 @@ type Temporal struct {
 	TaskQueue string `yaml:"taskQueue" env:"TASK_QUEUE"`
 	// APIKey authenticates to Temporal Cloud (sent as a bearer token; needs TLS).
 	APIKey string `yaml:"apiKey" env:"API_KEY"`
-	TLS    TLS    `yaml:"tls" envPrefix:"TLS_"`
+	// APIKeyFile holds APIKey (a mounted secret; preferred).
+	APIKeyFile string `yaml:"apiKeyFile" env:"API_KEY_FILE"`
+	TLS        TLS    `yaml:"tls" envPrefix:"TLS_"`
+	// Encryption of the payloads written into Temporal.
+	Encryption Encryption `yaml:"encryption" envPrefix:"ENCRYPTION_"`
 	// SearchAttributes starts every entity with the custom search attributes
 	// ArtifactStateUserId, ArtifactStateArtifactId and
 	// ArtifactStateHistoryVersion, so operators can list a user's entities;
@@ -88,7 +173,7 @@ type Temporal struct {
 	Compression string `yaml:"compression" env:"COMPRESSION"`
 }
 
-// TLS configures the connection to Temporal. Enabled with no files uses the
+// TLS configures a client connection (to Temporal, to Cassandra). Enabled with no files uses the
 // system roots; CertFile and KeyFile add a client certificate (mTLS).
 type TLS struct {
 	Enabled    bool   `yaml:"enabled" env:"ENABLED"`
@@ -109,6 +194,33 @@ type API struct {
 	RetryAfter time.Duration `yaml:"retryAfter" env:"RETRY_AFTER"`
 	// ShutdownTimeout bounds the wait for in-flight requests on shutdown.
 	ShutdownTimeout time.Duration `yaml:"shutdownTimeout" env:"SHUTDOWN_TIMEOUT"`
+	// HTTP server bounds: a slow client is cut off rather than holding a
+	// connection and a goroutine as long as it likes.
+	ReadTimeout       time.Duration `yaml:"readTimeout" env:"READ_TIMEOUT"`
+	ReadHeaderTimeout time.Duration `yaml:"readHeaderTimeout" env:"READ_HEADER_TIMEOUT"`
+	WriteTimeout      time.Duration `yaml:"writeTimeout" env:"WRITE_TIMEOUT"`
+	IdleTimeout       time.Duration `yaml:"idleTimeout" env:"IDLE_TIMEOUT"`
+	MaxHeaderBytes    int           `yaml:"maxHeaderBytes" env:"MAX_HEADER_BYTES"`
+	// TLS serves the API over TLS.
+	TLS       ServerTLS `yaml:"tls" envPrefix:"TLS_"`
+	RateLimit RateLimit `yaml:"rateLimit" envPrefix:"RATE_LIMIT_"`
+	// MaxInFlightTemporalCalls bounds the API's concurrent calls to Temporal
+	// in this process; past it requests get 503 at once instead of queueing
+	// until they time out. 0: no bound.
+	MaxInFlightTemporalCalls int `yaml:"maxInFlightTemporalCalls" env:"MAX_IN_FLIGHT_TEMPORAL_CALLS"`
+}
+
+// GRPC configures the gRPC API of the api and dev roles (internal/grpcapi).
+// Its calls share api.requestTimeout, api.retryAfter and api.shutdownTimeout
+// with the HTTP API.
+type GRPC struct {
+	// ListenAddress of the gRPC API; empty: no gRPC API.
+	ListenAddress string `yaml:"listenAddress" env:"LISTEN_ADDRESS"`
+	// TLS serves the gRPC API over TLS (certificate reloaded on change).
+	TLS ServerTLS `yaml:"tls" envPrefix:"TLS_"`
+	// ClientCAFile (with TLS) requires every client to present a
+	// certificate signed by one of its CAs (mTLS).
+	ClientCAFile string `yaml:"clientCAFile" env:"CLIENT_CA_FILE"`
 }
 
 // Worker configures the Temporal worker that runs the entities.
@@ -162,7 +274,9 @@ type Cassandra struct {
 	LocalDC  string `yaml:"localDC" env:"LOCAL_DC"`
 	Username string `yaml:"username" env:"USERNAME"`
 	Password string `yaml:"password" env:"PASSWORD"`
-	TLS      TLS    `yaml:"tls" envPrefix:"TLS_"`
+	// PasswordFile holds Password (a mounted secret; preferred).
+	PasswordFile string `yaml:"passwordFile" env:"PASSWORD_FILE"`
+	TLS          TLS    `yaml:"tls" envPrefix:"TLS_"`
 	// ConnectTimeout bounds dialing; Timeout bounds each query.
 	ConnectTimeout time.Duration `yaml:"connectTimeout" env:"CONNECT_TIMEOUT"`
 	Timeout        time.Duration `yaml:"timeout" env:"TIMEOUT"`
@@ -218,6 +332,10 @@ type Dev struct {
 	// ServerMetricsAddress, when set, serves the embedded Temporal server's
 	// own Prometheus metrics on this host:port (path /metrics).
 	ServerMetricsAddress string `yaml:"serverMetricsAddress" env:"SERVER_METRICS_ADDRESS"`
+	// Expose lets the API and admin listeners bind every interface. Without
+	// it dev binds them to loopback (a laptop on a shared network exposes
+	// nothing).
+	Expose bool `yaml:"expose" env:"EXPOSE"`
 }
 
 // Default returns the configuration used where nothing else is said.
@@ -232,12 +350,19 @@ func Default() Config {
 			SearchAttributes: true,
 		},
 		API: API{
-			ListenAddress:   ":8082",
-			RequestTimeout:  5 * time.Second,
-			MaxBodyBytes:    16 << 10,
-			RetryAfter:      time.Second,
-			ShutdownTimeout: 15 * time.Second,
+			ListenAddress:            ":8082",
+			RequestTimeout:           5 * time.Second,
+			MaxBodyBytes:             16 << 10,
+			RetryAfter:               time.Second,
+			ShutdownTimeout:          15 * time.Second,
+			ReadTimeout:              10 * time.Second,
+			ReadHeaderTimeout:        5 * time.Second,
+			WriteTimeout:             30 * time.Second,
+			IdleTimeout:              2 * time.Minute,
+			MaxHeaderBytes:           32 << 10,
+			MaxInFlightTemporalCalls: 1000,
 		},
+		GRPC: GRPC{ListenAddress: ":8083"},
 		Worker: Worker{
 			MaxHistoryEvents:             2000,
 			StickyCacheSize:              10000,
@@ -264,8 +389,16 @@ func Default() Config {
 				RejectedPause:        10 * time.Minute,
 			},
 		},
-		Metrics: Metrics{ListenAddress: ":9090"},
+		Admin:   Admin{ListenAddress: ":9090"},
 		Tracing: Tracing{SampleRatio: 1, ServiceName: "artifactstate"},
+		Auth: Auth{
+			SubjectClaim:  "sub",
+			ScopeClaim:    "scope",
+			ClockSkew:     30 * time.Second,
+			ServiceScopes: []string{"artifactstate:service", "artifactstate:admin"},
+			AdminScopes:   []string{"artifactstate:admin"},
+		},
+		Privacy: Privacy{UserIDs: "raw"},
 		Dev: Dev{
 			DataDir:      ".artifactstate",
 			IP:           "127.0.0.1",
@@ -293,7 +426,31 @@ func Load(path string, environ map[string]string) (Config, error) {
 	if err := env.ParseWithOptions(&cfg, EnvOptions(environ)); err != nil {
 		return cfg, namedEnvError(environ, err)
 	}
+	if f := cfg.Cassandra.PasswordFile; f != "" {
+		if cfg.Cassandra.Password != "" {
+			return cfg, errors.New("cassandra: set password or passwordFile, not both")
+		}
+		secret, err := ReadSecretFile(f)
+		if err != nil {
+			return cfg, fmt.Errorf("cassandra.passwordFile: %w", err)
+		}
+		cfg.Cassandra.Password = secret
+	}
 	return cfg, nil
+}
+
+// ReadSecretFile returns a secret kept in a file (a mounted Kubernetes
+// Secret), without the trailing newline editors and `echo` add.
+func ReadSecretFile(path string) (string, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	secret := strings.TrimRight(string(raw), "\r\n")
+	if secret == "" {
+		return "", fmt.Errorf("%s is empty", path)
+	}
+	return secret, nil
 }
 
 // namedEnvError names the variables that failed to parse: the library's
@@ -375,9 +532,44 @@ func (c Config) Validate() error {
 		bad("temporal.apiKey", "needs temporal.tls.enabled: true (the key must not travel in clear)")
 	}
 	errs = append(errs, c.Temporal.TLS.validate("temporal.tls")...)
+	if c.Temporal.APIKeyFile != "" {
+		if c.Temporal.APIKey != "" {
+			bad("temporal.apiKeyFile", "set temporal.apiKey or temporal.apiKeyFile, not both")
+		}
+		if !c.Temporal.TLS.Enabled {
+			bad("temporal.apiKeyFile", "needs temporal.tls.enabled: true (the key must not travel in clear)")
+		}
+	}
+	for _, f := range []struct{ key, path string }{
+		{"temporal.apiKeyFile", c.Temporal.APIKeyFile},
+		{"temporal.encryption.keysFile", c.Temporal.Encryption.KeysFile},
+		{"api.tls.certFile", c.API.TLS.CertFile},
+		{"api.tls.keyFile", c.API.TLS.KeyFile},
+		{"admin.tls.certFile", c.Admin.TLS.CertFile},
+		{"admin.tls.keyFile", c.Admin.TLS.KeyFile},
+		{"auth.jwksFile", c.Auth.JWKSFile},
+		{"auth.apiKeysFile", c.Auth.APIKeysFile},
+		{"privacy.hashKeyFile", c.Privacy.HashKeyFile},
+		{"tracing.caFile", c.Tracing.CAFile},
+		{"tracing.certFile", c.Tracing.CertFile},
+		{"tracing.keyFile", c.Tracing.KeyFile},
+	} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			bad(f.key, "%v", err)
+		}
+	}
+	for key, t := range map[string]ServerTLS{"api.tls": c.API.TLS, "admin.tls": c.Admin.TLS} {
+		if (t.CertFile == "") != (t.KeyFile == "") {
+			bad(key, "certFile and keyFile go together")
+		}
+	}
 	if err := checkHostPort(c.API.ListenAddress, true); err != nil {
 		bad("api.listenAddress", "%v", err)
 	}
+	errs = append(errs, c.GRPC.validate(c.API.ListenAddress)...)
 	positive := func(key string, d time.Duration) {
 		if d <= 0 {
 			bad(key, "must be a positive duration such as 5s, got %v", d)
@@ -387,6 +579,44 @@ func (c Config) Validate() error {
 	positive("api.retryAfter", c.API.RetryAfter)
 	positive("api.shutdownTimeout", c.API.ShutdownTimeout)
 	positive("worker.stopTimeout", c.Worker.StopTimeout)
+	positive("api.readTimeout", c.API.ReadTimeout)
+	positive("api.readHeaderTimeout", c.API.ReadHeaderTimeout)
+	positive("api.writeTimeout", c.API.WriteTimeout)
+	positive("api.idleTimeout", c.API.IdleTimeout)
+	if c.API.WriteTimeout <= c.API.RequestTimeout {
+		bad("api.writeTimeout", "must be longer than api.requestTimeout (%v), or answers would be cut off, got %v", c.API.RequestTimeout, c.API.WriteTimeout)
+	}
+	if c.API.MaxHeaderBytes < 4096 {
+		bad("api.maxHeaderBytes", "must be at least 4096, got %d", c.API.MaxHeaderBytes)
+	}
+	if c.API.MaxInFlightTemporalCalls < 0 {
+		bad("api.maxInFlightTemporalCalls", "must be 0 (no bound) or positive, got %d", c.API.MaxInFlightTemporalCalls)
+	}
+	for _, b := range []struct {
+		key   string
+		rate  float64
+		burst int
+	}{
+		{"api.rateLimit.perClient", c.API.RateLimit.PerClient, c.API.RateLimit.PerClientBurst},
+		{"api.rateLimit.global", c.API.RateLimit.Global, c.API.RateLimit.GlobalBurst},
+	} {
+		if b.rate < 0 {
+			bad(b.key, "must be 0 (off) or a positive rate per second, got %v", b.rate)
+		}
+		if b.rate > 0 && b.burst < 1 {
+			bad(b.key+"Burst", "must be at least 1 when %s is set, got %d", b.key, b.burst)
+		}
+	}
+	errs = append(errs, c.Auth.validate()...)
+	switch c.Privacy.UserIDs {
+	case "raw", "drop":
+	case "hash":
+		if c.Privacy.HashKeyFile == "" {
+			bad("privacy.hashKeyFile", "is required when privacy.userIds is hash")
+		}
+	default:
+		bad("privacy.userIds", "must be raw, hash or drop, got %q", c.Privacy.UserIDs)
+	}
 	if c.Worker.ReconcileInterval < 0 {
 		bad("worker.reconcileInterval", "must be 0 (off) or a positive duration, got %v", c.Worker.ReconcileInterval)
 	}
@@ -414,13 +644,21 @@ func (c Config) Validate() error {
 	atLeast("worker.maxConcurrentWorkflowTasks", c.Worker.MaxConcurrentWorkflowTasks, 2)
 	atLeast("worker.maxConcurrentActivities", c.Worker.MaxConcurrentActivities, 1)
 	errs = append(errs, c.Cassandra.validate()...)
-	if err := checkHostPort(c.Metrics.ListenAddress, true); err != nil {
-		bad("metrics.listenAddress", "%v", err)
+	if err := checkHostPort(c.Admin.ListenAddress, true); err != nil {
+		bad("admin.listenAddress", "%v", err)
+	} else if _, adminPort, _ := net.SplitHostPort(c.Admin.ListenAddress); adminPort != "0" && strings.HasSuffix(c.API.ListenAddress, ":"+adminPort) {
+		bad("admin.listenAddress", "must be another port than api.listenAddress (the admin endpoints stay off the public port)")
 	}
 	if c.Tracing.OTLPEndpoint != "" {
 		if err := checkHostPort(c.Tracing.OTLPEndpoint, false); err != nil {
 			bad("tracing.otlpEndpoint", "%v", err)
 		}
+	}
+	if (c.Tracing.CertFile == "") != (c.Tracing.KeyFile == "") {
+		bad("tracing", "certFile and keyFile go together")
+	}
+	if c.Tracing.Insecure && (c.Tracing.CAFile != "" || c.Tracing.CertFile != "") {
+		bad("tracing.insecure", "contradicts tracing.caFile/certFile")
 	}
 	if c.Tracing.SampleRatio < 0 || c.Tracing.SampleRatio > 1 {
 		bad("tracing.sampleRatio", "must be between 0 and 1, got %v", c.Tracing.SampleRatio)
@@ -453,6 +691,65 @@ func (c Config) Validate() error {
 		lines[i] = "  - " + err.Error()
 	}
 	return fmt.Errorf("invalid configuration:\n%s", strings.Join(lines, "\n"))
+}
+
+func (g GRPC) validate(apiListenAddress string) []error {
+	var errs []error
+	if g.ListenAddress != "" {
+		if err := checkHostPort(g.ListenAddress, true); err != nil {
+			errs = append(errs, fmt.Errorf("grpc.listenAddress: %v (or empty: no gRPC API)", err))
+		} else if g.ListenAddress == apiListenAddress {
+			errs = append(errs, fmt.Errorf("grpc.listenAddress: %q is api.listenAddress too; the gRPC API needs a port of its own", g.ListenAddress))
+		}
+	}
+	if (g.TLS.CertFile == "") != (g.TLS.KeyFile == "") {
+		errs = append(errs, errors.New("grpc.tls: certFile and keyFile go together"))
+	}
+	if g.ClientCAFile != "" {
+		if !g.TLS.Enabled() {
+			errs = append(errs, errors.New("grpc.clientCAFile: needs grpc.tls (client certificates travel over TLS)"))
+		}
+		if _, err := os.Stat(g.ClientCAFile); err != nil {
+			errs = append(errs, fmt.Errorf("grpc.clientCAFile: %v", err))
+		}
+	}
+	return errs
+}
+
+func (a Auth) validate() []error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("auth.%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if !a.Enabled {
+		return nil
+	}
+	if a.JWKSURL == "" && a.JWKSFile == "" && a.APIKeysFile == "" {
+		bad("enabled", "needs auth.jwksURL, auth.jwksFile or auth.apiKeysFile")
+	}
+	if a.JWKSURL != "" {
+		if u, err := url.Parse(a.JWKSURL); err != nil || u.Scheme != "https" || u.Host == "" {
+			bad("jwksURL", "must be an https:// URL, got %q", a.JWKSURL)
+		}
+	}
+	if a.JWKSURL != "" || a.JWKSFile != "" {
+		if a.Issuer == "" {
+			bad("issuer", "is required with JWTs (tokens of other issuers must not be accepted)")
+		}
+		if a.Audience == "" {
+			bad("audience", "is required with JWTs (tokens meant for other services must not be accepted)")
+		}
+	}
+	if a.SubjectClaim == "" {
+		bad("subjectClaim", "must not be empty")
+	}
+	if a.ScopeClaim == "" {
+		bad("scopeClaim", "must not be empty")
+	}
+	if a.ClockSkew < 0 || a.ClockSkew > 5*time.Minute {
+		bad("clockSkew", "must be between 0 and 5m, got %v", a.ClockSkew)
+	}
+	return errs
 }
 
 var keyspaceName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,47}$`)
@@ -573,3 +870,20 @@ func (c Config) Redacted() Config {
 	}
 	return c
 }
+
+// Loopback binds addr to 127.0.0.1 when it names every interface (":8082",
+// "0.0.0.0:8082", "[::]:8082"); a specific address is kept.
+func Loopback(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr // Validate reports it
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		return net.JoinHostPort("127.0.0.1", port)
+	}
+	return addr
+}
+
+// Dialable is the address a client on this machine dials to reach a
+// listener on addr.
+func Dialable(addr string) string { return Loopback(addr) }

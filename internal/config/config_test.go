@@ -97,6 +97,61 @@ func TestEnvVarsNamesEveryLeaf(t *testing.T) {
 	}
 }
 
+func TestSecurityKeysAreValidated(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "f")
+	require.NoError(t, os.WriteFile(file, []byte("x"), 0o600))
+	cfg := Default()
+	cfg.Auth.Enabled = true
+	cfg.Auth.JWKSURL = "http://idp.example/jwks"
+	cfg.Privacy.UserIDs = "hash"
+	cfg.API.RateLimit = RateLimit{PerClient: 10}
+	cfg.API.WriteTimeout = cfg.API.RequestTimeout
+	cfg.API.TLS = ServerTLS{CertFile: file}
+	cfg.Admin.TLS = ServerTLS{CertFile: filepath.Join(dir, "missing.pem"), KeyFile: file}
+	cfg.Temporal.APIKeyFile = file
+	cfg.Tracing.Insecure, cfg.Tracing.CAFile = true, file
+	cfg.API.MaxHeaderBytes = 100
+	err := cfg.Validate()
+	require.Error(t, err)
+	for _, key := range []string{"auth.jwksURL", "auth.issuer", "auth.audience", "privacy.hashKeyFile",
+		"api.rateLimit.perClientBurst", "api.writeTimeout", "api.tls", "admin.tls.certFile", "temporal.apiKeyFile",
+		"tracing.insecure", "api.maxHeaderBytes"} {
+		require.Contains(t, err.Error(), "  - "+key+": ")
+	}
+
+	cfg = Default()
+	cfg.Auth.Enabled = true
+	require.ErrorContains(t, cfg.Validate(), "auth.enabled: needs auth.jwksURL, auth.jwksFile or auth.apiKeysFile")
+	cfg.Auth.APIKeysFile = file
+	require.NoError(t, cfg.Validate(), "API keys alone need no issuer")
+}
+
+func TestSecretsComeFromFiles(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "password")
+	require.NoError(t, os.WriteFile(path, []byte("s3cret\n"), 0o600))
+	cfg, err := Load("", map[string]string{"ARTIFACTSTATE_CASSANDRA_USERNAME": "app", "ARTIFACTSTATE_CASSANDRA_PASSWORD_FILE": path})
+	require.NoError(t, err)
+	require.Equal(t, "s3cret", cfg.Cassandra.Password, "the trailing newline is not part of the secret")
+	require.Equal(t, "****", cfg.Redacted().Cassandra.Password)
+	_, err = Load("", map[string]string{"ARTIFACTSTATE_CASSANDRA_PASSWORD": "x", "ARTIFACTSTATE_CASSANDRA_PASSWORD_FILE": path})
+	require.ErrorContains(t, err, "not both")
+	_, err = Load("", map[string]string{"ARTIFACTSTATE_CASSANDRA_PASSWORD_FILE": path + ".missing"})
+	require.ErrorContains(t, err, "cassandra.passwordFile")
+}
+
+func TestLoopback(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		":8082": "127.0.0.1:8082", "0.0.0.0:9090": "127.0.0.1:9090", "[::]:8082": "127.0.0.1:8082",
+		"127.0.0.1:8082": "127.0.0.1:8082", "10.0.0.5:8082": "10.0.0.5:8082", "localhost:1": "localhost:1",
+	} {
+		require.Equal(t, want, Loopback(in), in)
+	}
+}
+
 // Cassandra settings that cannot work are refused at start-up: ANY fails
 // every read, and TLS files are checked as Temporal's are.
 func TestCassandraSettingsThatCannotWork(t *testing.T) {
@@ -120,4 +175,34 @@ func TestCassandraSettingsThatCannotWork(t *testing.T) {
 	} {
 		require.Contains(t, err.Error(), want)
 	}
+}
+
+// The gRPC listener and its TLS settings are checked like the others; an
+// empty address turns the gRPC API off.
+func TestGRPCSettings(t *testing.T) {
+	t.Parallel()
+	cfg := Default()
+	require.Equal(t, ":8083", cfg.GRPC.ListenAddress)
+	cfg.GRPC.ListenAddress = ""
+	require.NoError(t, cfg.Validate(), "empty: no gRPC API")
+
+	cfg.GRPC.ListenAddress = cfg.API.ListenAddress
+	cfg.GRPC.TLS.CertFile = "/no/such/cert.pem"
+	cfg.GRPC.ClientCAFile = "/no/such/ca.pem"
+	err := cfg.Validate()
+	require.Error(t, err)
+	for _, want := range []string{
+		"grpc.listenAddress: \":8082\" is api.listenAddress too",
+		"grpc.tls: certFile and keyFile go together",
+		"grpc.clientCAFile: stat /no/such/ca.pem: no such file or directory",
+	} {
+		require.Contains(t, err.Error(), want)
+	}
+	cfg = Default()
+	cfg.GRPC.ListenAddress = "nope"
+	cfg.GRPC.ClientCAFile = "/no/such/ca.pem"
+	err = cfg.Validate()
+	require.Error(t, err)
+	require.Contains(t, err.Error(), `grpc.listenAddress: must be host:port, got "nope"`)
+	require.Contains(t, err.Error(), "grpc.clientCAFile: needs grpc.tls")
 }

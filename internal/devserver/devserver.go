@@ -53,6 +53,12 @@ type Options struct {
 	LogLevel slog.Level
 	// DynamicConfig overrides server settings (tests use it to shrink limits).
 	DynamicConfig map[string]any
+	// TLS makes the frontend serve TLS, and require client certificates
+	// when it names a ClientCAFile; nil serves plaintext.
+	TLS *TLS
+	// CodecEndpoint is the payload codec the Web UI decodes payloads with
+	// (the admin listener's /codec), empty for none.
+	CodecEndpoint string
 	// HistoryShards is the number of history shards of a new database (an
 	// existing one keeps its own); 0 means 1.
 	HistoryShards int32
@@ -66,6 +72,23 @@ type Options struct {
 	// SQLiteConnections is the size of the connection pool to a database
 	// file (WAL allows concurrent readers beside the one writer); 0 means 1.
 	SQLiteConnections int
+}
+
+// TLS configures the frontend's TLS. The server's own clients (its system
+// worker, the Web UI) connect with the system certificate.
+type TLS struct {
+	// CertFile and KeyFile are the frontend's certificate, valid for
+	// 127.0.0.1 or localhost.
+	CertFile, KeyFile string
+	// CAFile verifies the frontend's certificate (for the server's own
+	// clients).
+	CAFile string
+	// ClientCAFile, when set, makes the frontend require client
+	// certificates signed by it (mTLS).
+	ClientCAFile string
+	// SystemCertFile and SystemKeyFile are the client certificate of the
+	// server's own clients; required with ClientCAFile.
+	SystemCertFile, SystemKeyFile string
 }
 
 // FilePragmas are the SQLite pragmas of a database file, as the keys
@@ -118,6 +141,10 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.IP == "" || opts.FrontendPort == 0 {
 		return nil, errors.New("devserver: IP and FrontendPort are required")
+	}
+	if t := opts.TLS; t != nil && (t.CertFile == "" || t.KeyFile == "" || t.CAFile == "" ||
+		(t.ClientCAFile != "" && (t.SystemCertFile == "" || t.SystemKeyFile == ""))) {
+		return nil, errors.New("devserver: TLS needs CertFile, KeyFile and CAFile, and with ClientCAFile SystemCertFile and SystemKeyFile")
 	}
 	return &Server{opts: opts}, nil
 }
@@ -172,7 +199,7 @@ func (s *Server) Start() error {
 	s.quiet.Store(false)
 	s.temporal = srv
 	if opts.UIPort != 0 {
-		s.ui = uiserver.NewServer(uiserveroptions.WithConfigProvider(&uiconfig.Config{
+		uiConf := &uiconfig.Config{
 			Host:                opts.IP,
 			Port:                opts.UIPort,
 			TemporalGRPCAddress: s.FrontendAddress(),
@@ -181,7 +208,13 @@ func (s *Server) Start() error {
 			CORS:                uiconfig.CORS{CookieInsecure: true},
 			HideLogs:            true,
 			DisableNewsFetch:    true,
-		}))
+			Codec:               uiconfig.Codec{Endpoint: opts.CodecEndpoint},
+		}
+		if t := opts.TLS; t != nil {
+			uiConf.TLS = uiconfig.TLS{CaFile: t.CAFile, CertFile: t.SystemCertFile, KeyFile: t.SystemKeyFile,
+				ServerName: "localhost", EnableHostVerification: true}
+		}
+		s.ui = uiserver.NewServer(uiserveroptions.WithConfigProvider(uiConf))
 		go func() {
 			if err := s.ui.Start(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				opts.Logger.Error("Temporal Web UI stopped", "error", err)
@@ -266,6 +299,18 @@ func serverConfig(opts Options) (*config.Config, error) {
 	if opts.MetricsAddress != "" {
 		conf.Global.Metrics = &metrics.Config{Prometheus: &metrics.PrometheusConfig{
 			Framework: metrics.FrameworkOpentelemetry, ListenAddress: opts.MetricsAddress, HandlerPath: "/metrics"}}
+	}
+	if t := opts.TLS; t != nil {
+		client := config.ClientTLS{RootCAFiles: []string{t.CAFile}, ServerName: "localhost"}
+		conf.Global.TLS.Frontend = config.GroupTLS{
+			Server: config.ServerTLS{CertFile: t.CertFile, KeyFile: t.KeyFile},
+			Client: client,
+		}
+		if t.ClientCAFile != "" {
+			conf.Global.TLS.Frontend.Server.ClientCAFiles = []string{t.ClientCAFile}
+			conf.Global.TLS.Frontend.Server.RequireClientAuth = true
+		}
+		conf.Global.TLS.SystemWorker = config.WorkerTLS{CertFile: t.SystemCertFile, KeyFile: t.SystemKeyFile, Client: client}
 	}
 	return conf, nil
 }

@@ -21,6 +21,7 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/artifactstate/artifactstate/internal/entityid"
+	"github.com/artifactstate/artifactstate/internal/limits"
 	"github.com/artifactstate/artifactstate/internal/searchattr"
 	"github.com/artifactstate/artifactstate/internal/temporalclient"
 	"github.com/artifactstate/artifactstate/workflows"
@@ -39,6 +40,10 @@ type Options struct {
 	// SearchAttributes starts entities with their search attributes
 	// (internal/searchattr), which must be registered in the namespace.
 	SearchAttributes bool
+	// MaxInFlight bounds the concurrent calls to Temporal (writes and
+	// queries); past it a call fails at once with ErrUnavailable instead of
+	// queueing until its timeout. 0: no bound.
+	MaxInFlight int
 }
 
 // DefaultReadTimeout bounds a query when Options.ReadTimeout is not set.
@@ -50,6 +55,7 @@ type Client struct {
 	opts     Options
 	logger   *slog.Logger
 	reads    *coalescer
+	inFlight *limits.Gate // nil: unbounded
 }
 
 // New returns a Client.
@@ -60,7 +66,7 @@ func New(temporal client.Client, opts Options, logger *slog.Logger) *Client {
 	if opts.ReadTimeout <= 0 {
 		opts.ReadTimeout = DefaultReadTimeout
 	}
-	c := &Client{temporal: temporal, opts: opts, logger: logger}
+	c := &Client{temporal: temporal, opts: opts, logger: logger, inFlight: limits.NewGate(opts.MaxInFlight)}
 	c.reads = newCoalescer(opts.ReadTimeout, c.readState)
 	return c
 }
@@ -84,6 +90,11 @@ func (c *Client) Apply(ctx context.Context, key entityid.Key, cmd Command) (work
 	if !cmd.Kind.Valid() {
 		return workflows.State{}, fmt.Errorf("unknown command kind %q", cmd.Kind)
 	}
+	release, err := c.enter()
+	if err != nil {
+		return workflows.State{}, err
+	}
+	defer release()
 	ctx, attempts := temporalclient.WithAttempts(ctx)
 	req := workflows.CommandRequest{Kind: cmd.Kind, IdempotencyKey: cmd.IdempotencyKey, IfVersion: cmd.IfVersion}
 	in := workflows.EntityInput{UserID: key.UserID, ArtifactID: key.ArtifactID}
@@ -196,6 +207,15 @@ func (c *Client) IsArtifactInUserFeed(ctx context.Context, key entityid.Key) (bo
 	return s.ArtifactInUserFeed, err
 }
 
+// enter takes one of the MaxInFlight slots.
+func (c *Client) enter() (func(), error) {
+	release, err := c.inFlight.Enter()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v (api.maxInFlightTemporalCalls)", ErrUnavailable, err)
+	}
+	return release, nil
+}
+
 // Ready checks that the Temporal frontend answers.
 func (c *Client) Ready(ctx context.Context) error {
 	ctx, attempts := temporalclient.WithAttempts(ctx)
@@ -208,9 +228,14 @@ func (c *Client) Ready(ctx context.Context) error {
 // workflow task processed cannot be queried (the worker refuses to replay
 // it); its state is then folded from its history, as the re-creation does.
 func (c *Client) readState(ctx context.Context, key entityid.Key) (workflows.State, error) {
+	release, err := c.enter()
+	if err != nil {
+		return workflows.State{}, err
+	}
+	defer release()
 	ctx, attempts := temporalclient.WithAttempts(ctx)
 	var out workflows.State
-	err := c.query(ctx, key, workflows.QueryGetAllStates, &out)
+	err = c.query(ctx, key, workflows.QueryGetAllStates, &out)
 	if err == nil {
 		return out, nil
 	}

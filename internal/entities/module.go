@@ -4,15 +4,19 @@ import (
 	"log/slog"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.uber.org/fx"
 
 	"github.com/artifactstate/artifactstate/internal/config"
 )
 
-// Module provides the *Client for the configured namespace and task queue.
+// Module provides the *Client for the configured namespace and task queue,
+// decoding with the client's converter (payload encryption) and bounded to
+// api.maxInFlightTemporalCalls concurrent calls.
 var Module = fx.Module("entities",
-	fx.Provide(func(c client.Client, cfg config.Config, logger *slog.Logger) *Client {
+	fx.Provide(func(c client.Client, cfg config.Config, logger *slog.Logger, dc converter.DataConverter) *Client {
 		return New(c, Options{Namespace: cfg.Temporal.Namespace, TaskQueue: cfg.Temporal.TaskQueue,
-			ReadTimeout: cfg.API.RequestTimeout, SearchAttributes: cfg.Temporal.SearchAttributes}, logger)
+			ReadTimeout: cfg.API.RequestTimeout, SearchAttributes: cfg.Temporal.SearchAttributes,
+			DataConverter: dc, MaxInFlight: cfg.API.MaxInFlightTemporalCalls}, logger)
 	}),
 )

@@ -16,9 +16,11 @@ import (
 	"go.temporal.io/api/history/v1"
 	"go.temporal.io/api/temporalproto"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	sdklog "go.temporal.io/sdk/log"
 	sdkworker "go.temporal.io/sdk/worker"
 
+	"github.com/artifactstate/artifactstate/internal/payloadcrypt"
 	"github.com/artifactstate/artifactstate/worker"
 	"github.com/artifactstate/artifactstate/workflows"
 )
@@ -76,6 +78,22 @@ func NewReplayer() sdkworker.WorkflowReplayer {
 	r := sdkworker.NewWorkflowReplayer()
 	worker.RegisterWorkflows(r, workflows.Options{})
 	return r
+}
+
+// NewReplayerWith is NewReplayer decoding payloads with dc (the converter
+// the histories were written with: payload encryption); nil is the SDK's
+// default.
+func NewReplayerWith(dc converter.DataConverter) (sdkworker.WorkflowReplayer, error) {
+	if dc == nil {
+		return NewReplayer(), nil
+	}
+	r, err := sdkworker.NewWorkflowReplayerWithOptions(sdkworker.WorkflowReplayerOptions{
+		DataConverter: dc, FailureConverter: payloadcrypt.FailureConverter(dc)})
+	if err != nil {
+		return nil, fmt.Errorf("replayer: %w", err)
+	}
+	worker.RegisterWorkflows(r, workflows.Options{})
+	return r, nil
 }
 
 // Replay replays h with r; an error means the code is not compatible with

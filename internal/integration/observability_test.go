@@ -34,7 +34,7 @@ import (
 // observedStack is the whole system wired as the binary wires it, with the
 // API process's and the worker process's metrics on separate registries.
 type observedStack struct {
-	api, workerOps            *httptest.Server
+	api, apiOps, workerOps    *httptest.Server
 	apiMetrics, workerMetrics *metrics.Metrics
 }
 
@@ -56,7 +56,7 @@ func startObservedStack(t *testing.T) *observedStack {
 	w := worker.New(workerClient, cfg, activities.NewProjection(&flakyReadModel{ReadModel: store, failures: 1}, o.workerMetrics))
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
-	o.workerOps = httptest.NewServer(ops.Handler(o.workerMetrics, func(context.Context) error { return nil }, false))
+	o.workerOps = httptest.NewServer(ops.Handler(ops.Deps{Metrics: o.workerMetrics, Ready: func(context.Context) error { return nil }, Logger: testenv.Logger()}))
 	t.Cleanup(o.workerOps.Close)
 
 	apiClient, err := temporalclient.New(cfg.Temporal, testenv.Logger(), temporalclient.Options{Identity: "observed-api", MetricsHandler: o.apiMetrics.Temporal()})
@@ -68,6 +68,9 @@ func startObservedStack(t *testing.T) *observedStack {
 		Entities: entities.New(apiClient, testenv.EntitiesOptions(cfg), testenv.Logger()), ReadModel: apiStore,
 		Metrics: o.apiMetrics, Logger: testenv.Logger()}))
 	t.Cleanup(o.api.Close)
+	// The api role serves its metrics on its admin listener.
+	o.apiOps = httptest.NewServer(ops.Handler(ops.Deps{Metrics: o.apiMetrics, Ready: func(context.Context) error { return nil }, Logger: testenv.Logger()}))
+	t.Cleanup(o.apiOps.Close)
 	return o
 }
 
@@ -189,7 +192,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	t.Parallel()
 	o := startObservedStack(t)
 	o.drive(t)
-	api := scrape(t, o.api.URL+"/metrics")
+	api := scrape(t, o.apiOps.URL+"/metrics")
 	wrk := scrape(t, o.workerOps.URL+"/metrics")
 	if testing.Verbose() {
 		t.Logf("api metrics: %v", names(api))

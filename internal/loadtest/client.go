@@ -77,6 +77,8 @@ type ClientOptions struct {
 type Client struct {
 	base string
 	http *http.Client
+	// grpc, when set, makes the calls over the gRPC API (NewGRPCClient).
+	grpc *grpcClient
 	// Ledger, when set, records every write issued by the client's write
 	// operations (WriteOp), for Verify.
 	Ledger *Ledger
@@ -122,10 +124,29 @@ func NewClient(target string, o ClientOptions) (*Client, error) {
 }
 
 // Close closes the idle connections.
-func (c *Client) Close() { c.http.CloseIdleConnections() }
+func (c *Client) Close() {
+	if c.grpc != nil {
+		_ = c.grpc.conn.Close() // the only error is closing twice
+		return
+	}
+	c.http.CloseIdleConnections()
+}
 
-// Target is the base URL the client calls.
-func (c *Client) Target() string { return c.base }
+// Target is the base URL the client calls (host:port for gRPC).
+func (c *Client) Target() string {
+	if c.grpc != nil {
+		return c.grpc.target
+	}
+	return c.base
+}
+
+// Protocol is "http" or "grpc".
+func (c *Client) Protocol() string {
+	if c.grpc != nil {
+		return "grpc"
+	}
+	return "http"
+}
 
 // pairBody is the request body exactly as the Gatling scenario sent it:
 // `{ "artifactId": 42, "userId": "Smith" }`.
@@ -171,6 +192,9 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte) (int,
 // Command sends one write and reports whether it was acknowledged
 // ({"success":true}).
 func (c *Client) Command(ctx context.Context, kind workflows.CommandKind, p Pair) Result {
+	if c.grpc != nil {
+		return c.grpc.command(ctx, kind, p)
+	}
 	status, body, err := c.do(ctx, http.MethodPost, "/artifactState/"+string(kind), pairBody(p))
 	res := Result{Status: status, Err: err, Write: true}
 	if err != nil {
@@ -203,6 +227,9 @@ func (c *Client) WriteOp(kind workflows.CommandKind, p Pair, issuer int) Op {
 // Answer asks isArtifactReadByUser or isArtifactInUserFeed (call) about p,
 // with a POST and the JSON body as the Gatling scenario did.
 func (c *Client) Answer(ctx context.Context, call string, p Pair) (bool, Result) {
+	if c.grpc != nil {
+		return c.grpc.answer(ctx, call, p)
+	}
 	status, body, err := c.do(ctx, http.MethodPost, "/artifactState/"+call, pairBody(p))
 	res := Result{Status: status, Err: err}
 	if err != nil {
@@ -245,8 +272,12 @@ func (c *Client) ExpectAnswerOp(call string, p Pair, want bool) Op {
 }
 
 // AllStates asks getAllStates (strongly consistent) about p: a POST with
-// the JSON body, or a GET with query parameters.
+// the JSON body, or a GET with query parameters (over gRPC, GetAllStates
+// either way).
 func (c *Client) AllStates(ctx context.Context, p Pair, get bool) (PairState, Result) {
+	if c.grpc != nil {
+		return c.grpc.allStates(ctx, p)
+	}
 	var (
 		status int
 		body   []byte
@@ -287,6 +318,9 @@ const CodeReadModelNotConfigured = "read_model_not_configured"
 // Eventual reads p from the read model (GET
 // /v1/users/{userId}/artifacts/{artifactId}?consistency=eventual).
 func (c *Client) Eventual(ctx context.Context, p Pair) (PairState, Result) {
+	if c.grpc != nil {
+		return c.grpc.eventual(ctx, p)
+	}
 	path := "/v1/users/" + url.PathEscape(p.UserID) + "/artifacts/" + strconv.FormatInt(p.ArtifactID, 10) + "?consistency=eventual"
 	status, body, err := c.do(ctx, http.MethodGet, path, nil)
 	res := Result{Status: status, Err: err}
@@ -330,5 +364,6 @@ func (c *Client) EventualOp(p Pair) Op {
 // endpoint of a service without read model.
 func ReadModelNotConfigured(err error) bool {
 	var se *StatusError
-	return errors.As(err, &se) && se.Status == http.StatusServiceUnavailable && se.Code == CodeReadModelNotConfigured
+	return errors.As(err, &se) && se.Status == http.StatusServiceUnavailable && se.Code == CodeReadModelNotConfigured ||
+		grpcReadModelNotConfigured(err)
 }

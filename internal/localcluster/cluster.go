@@ -352,16 +352,36 @@ func (c *Cluster) allocatePorts() error {
 		p.Temporal[name] = tp
 	}
 	for _, name := range c.components() {
-		if isApp(name) {
-			port := p.App[name]
-			pick(&port, "127.0.0.1")
-			p.App[name] = port
+		if isApp(name) && err == nil {
+			err = c.pickAppPortsLocked(name)
 		}
 	}
 	if err != nil {
 		return err
 	}
 	return c.saveLocked()
+}
+
+// pickAppPortsLocked gives an artifactstate process the ports it lacks: its
+// HTTP port and, for an api node, its admin listener and gRPC API (every
+// listener of compose's service needs its own port on one machine).
+func (c *Cluster) pickAppPortsLocked(name string) error {
+	p := &c.st.Ports
+	maps := []map[string]int{p.App}
+	if strings.HasPrefix(name, "api-") {
+		maps = append(maps, p.AppAdmin, p.AppGRPC)
+	}
+	for _, m := range maps {
+		if m[name] != 0 {
+			continue
+		}
+		port, err := c.st.freePort("127.0.0.1")
+		if err != nil {
+			return err
+		}
+		m[name] = port
+	}
+	return nil
 }
 
 func (c *Cluster) saveLocked() error { return writeState(filepath.Join(c.dir, "cluster.json"), c.st) }
@@ -722,9 +742,12 @@ func (c *Cluster) appSpec(name string) (procSpec, string) {
 	var extra []string
 	if role == "api" {
 		args = append(args, "--listen", hostPort(port))
+		extra = append(extra,
+			"ARTIFACTSTATE_ADMIN_LISTEN_ADDRESS="+hostPort(c.st.Ports.AppAdmin[name]),
+			"ARTIFACTSTATE_GRPC_LISTEN_ADDRESS="+hostPort(c.st.Ports.AppGRPC[name]))
 	} else {
 		args = append(args, "--identity", name+"@localcluster")
-		extra = append(extra, "ARTIFACTSTATE_METRICS_LISTEN_ADDRESS="+hostPort(port))
+		extra = append(extra, "ARTIFACTSTATE_ADMIN_LISTEN_ADDRESS="+hostPort(port))
 	}
 	return procSpec{Name: name, Path: c.opts.Artifactstate, Args: args, Env: c.appEnv(role, extra...), Log: c.logFile(name)},
 		"http://" + hostPort(port)
@@ -894,11 +917,9 @@ func (c *Cluster) Start(ctx context.Context, name string) error {
 func (c *Cluster) addApp(name string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	port, err := c.st.freePort("127.0.0.1")
-	if err != nil {
+	if err := c.pickAppPortsLocked(name); err != nil {
 		return err
 	}
-	c.st.Ports.App[name] = port
 	return c.saveLocked()
 }
 

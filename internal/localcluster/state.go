@@ -29,9 +29,12 @@ type ports struct {
 	Postgres         int                      `json:"postgres,omitempty"`
 	Temporal         map[string]temporalPorts `json:"temporal,omitempty"`
 	// App is the HTTP port of each artifactstate process: the API of an api
-	// node, /metrics and /readyz of a worker.
+	// node, the admin listener (/metrics, /readyz) of a worker.
 	App map[string]int `json:"app,omitempty"`
-	UI  int            `json:"ui,omitempty"`
+	// AppAdmin and AppGRPC are an api node's admin listener and gRPC API.
+	AppAdmin map[string]int `json:"appAdmin,omitempty"`
+	AppGRPC  map[string]int `json:"appGRPC,omitempty"`
+	UI       int            `json:"ui,omitempty"`
 }
 
 // procState is one process the cluster started.
@@ -54,8 +57,10 @@ func (s *state) used() map[int]bool {
 			u[n] = true
 		}
 	}
-	for _, n := range p.App {
-		u[n] = true
+	for _, m := range []map[string]int{p.App, p.AppAdmin, p.AppGRPC} {
+		for _, n := range m {
+			u[n] = true
+		}
 	}
 	return u
 }
@@ -110,6 +115,12 @@ func readState(path string) (*state, error) {
 	}
 	if s.Ports.App == nil {
 		s.Ports.App = map[string]int{}
+	}
+	if s.Ports.AppAdmin == nil {
+		s.Ports.AppAdmin = map[string]int{}
+	}
+	if s.Ports.AppGRPC == nil {
+		s.Ports.AppGRPC = map[string]int{}
 	}
 	return s, nil
 }

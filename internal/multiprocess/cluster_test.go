@@ -71,7 +71,9 @@ func start(t *testing.T, name, role string, env []string, port int) *process {
 	t.Helper()
 	p := &process{name: name, log: &bytes.Buffer{}, mu: &sync.Mutex{}, url: "http://127.0.0.1:" + strconv.Itoa(port), done: make(chan struct{})}
 	p.cmd = exec.Command(binary, role)
-	p.cmd.Env = append(os.Environ(), env...)
+	// The api and dev roles serve gRPC too: on a free port unless env says.
+	grpcListen := "ARTIFACTSTATE_GRPC_LISTEN_ADDRESS=127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
+	p.cmd.Env = append(append(os.Environ(), grpcListen), env...)
 	out := syncBuffer{p.mu, p.log}
 	p.cmd.Stdout, p.cmd.Stderr = out, out
 	if err := p.cmd.Start(); err != nil {

@@ -33,11 +33,12 @@ func TestEntitiesOfADeadWorkerAnswerWithinTheRequestTimeout(t *testing.T) {
 		port := testenv.FreePort(t)
 		workers[i] = start(t, fmt.Sprintf("worker-%d", i), "worker", append(append([]string{}, common...),
 			"ARTIFACTSTATE_WORKER_IDENTITY=dead-"+strconv.Itoa(i),
-			"ARTIFACTSTATE_METRICS_LISTEN_ADDRESS=127.0.0.1:"+strconv.Itoa(port)), port)
+			"ARTIFACTSTATE_ADMIN_LISTEN_ADDRESS=127.0.0.1:"+strconv.Itoa(port)), port)
 	}
 	apiPort := testenv.FreePort(t)
 	api := start(t, "api", "api", append(append([]string{}, common...),
-		"ARTIFACTSTATE_API_LISTEN_ADDRESS=127.0.0.1:"+strconv.Itoa(apiPort)), apiPort)
+		"ARTIFACTSTATE_API_LISTEN_ADDRESS=127.0.0.1:"+strconv.Itoa(apiPort),
+		"ARTIFACTSTATE_ADMIN_LISTEN_ADDRESS=127.0.0.1:"+strconv.Itoa(testenv.FreePort(t))), apiPort)
 	c := testenv.Client(t, tt.Config(), "dead-worker-test")
 
 	// Write pairs until worker-0 holds some of them (the worker that ran an

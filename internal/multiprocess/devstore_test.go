@@ -26,6 +26,7 @@ func TestDevStoreIsWALAndSurvivesSIGKILL(t *testing.T) {
 		"ARTIFACTSTATE_API_LISTEN_ADDRESS=127.0.0.1:" + strconv.Itoa(api),
 		"ARTIFACTSTATE_DEV_FRONTEND_PORT=" + strconv.Itoa(frontend),
 		"ARTIFACTSTATE_DEV_UI_PORT=0",
+		"ARTIFACTSTATE_ADMIN_LISTEN_ADDRESS=127.0.0.1:" + strconv.Itoa(testenv.FreePort(t)),
 		"ARTIFACTSTATE_DEV_DATA_DIR=" + dataDir,
 	}
 	p := start(t, "dev", "dev", env, api)

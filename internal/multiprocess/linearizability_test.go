@@ -32,11 +32,12 @@ func TestHistoryStaysLinearizableWhenAWorkerIsKilled(t *testing.T) {
 		port := testenv.FreePort(t)
 		workers[i] = start(t, fmt.Sprintf("worker-%d", i), "worker", append(append([]string{}, common...),
 			"ARTIFACTSTATE_WORKER_IDENTITY=lin-worker-"+strconv.Itoa(i),
-			"ARTIFACTSTATE_METRICS_LISTEN_ADDRESS=127.0.0.1:"+strconv.Itoa(port)), port)
+			"ARTIFACTSTATE_ADMIN_LISTEN_ADDRESS=127.0.0.1:"+strconv.Itoa(port)), port)
 	}
 	apiPort := testenv.FreePort(t)
 	api := start(t, "api", "api", append(append([]string{}, common...),
-		"ARTIFACTSTATE_API_LISTEN_ADDRESS=127.0.0.1:"+strconv.Itoa(apiPort)), apiPort)
+		"ARTIFACTSTATE_API_LISTEN_ADDRESS=127.0.0.1:"+strconv.Itoa(apiPort),
+		"ARTIFACTSTATE_ADMIN_LISTEN_ADDRESS=127.0.0.1:"+strconv.Itoa(testenv.FreePort(t))), apiPort)
 
 	client, err := loadtest.NewClient(api.url, loadtest.ClientOptions{MaxConns: 32, Timeout: time.Minute})
 	if err != nil {

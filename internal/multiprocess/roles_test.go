@@ -17,17 +17,27 @@ import (
 
 // `artifactstate dev` is the whole system in one process: API, worker,
 // embedded Temporal frontend (the temporal CLI's port) and Web UI; SIGINT
-// (Ctrl-C) stops it cleanly with exit status 0.
+// (Ctrl-C) stops it cleanly with exit status 0. Metrics and pprof are on
+// the admin listener, not the API port; every listener binds loopback.
 func TestDevRoleServesAndStopsCleanly(t *testing.T) {
 	t.Parallel()
-	api, frontend, ui := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
+	api, admin, frontend, ui := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
 	p := start(t, "dev", "dev", []string{
-		"ARTIFACTSTATE_API_LISTEN_ADDRESS=127.0.0.1:" + strconv.Itoa(api),
+		// Every interface asked for: dev binds loopback all the same.
+		"ARTIFACTSTATE_API_LISTEN_ADDRESS=:" + strconv.Itoa(api),
+		"ARTIFACTSTATE_ADMIN_LISTEN_ADDRESS=:" + strconv.Itoa(admin),
 		"ARTIFACTSTATE_DEV_FRONTEND_PORT=" + strconv.Itoa(frontend),
 		"ARTIFACTSTATE_DEV_UI_PORT=" + strconv.Itoa(ui),
 		"ARTIFACTSTATE_DEV_DATA_DIR=" + t.TempDir(),
-		"ARTIFACTSTATE_METRICS_PPROF=true",
+		"ARTIFACTSTATE_ADMIN_PPROF=true",
 	}, api)
+	for _, want := range []string{"address=http://127.0.0.1:" + strconv.Itoa(api) + " ",
+		"address=http://127.0.0.1:" + strconv.Itoa(admin) + " "} {
+		if !strings.Contains(p.output(), want) {
+			t.Errorf("the start-up log lacks %q:\n%s", want, p.output())
+		}
+	}
+	adminURL := "http://127.0.0.1:" + strconv.Itoa(admin)
 	r, err := call("POST", p.url+"/artifactState/setArtifactAddedToUserFeed", pair(3, "dev-user"))
 	if err != nil || r.body != `{"success":true}` {
 		t.Fatalf("write: %d %q %v", r.status, r.body, err)
@@ -36,10 +46,15 @@ func TestDevRoleServesAndStopsCleanly(t *testing.T) {
 	if err != nil || r.body != `{"answer":true,"artifactId":3,"userId":"dev-user"}` {
 		t.Fatalf("read: %d %q %v", r.status, r.body, err)
 	}
-	for _, url := range []string{"http://127.0.0.1:" + strconv.Itoa(ui) + "/", p.url + "/metrics", p.url + "/debug/pprof/"} {
+	for _, url := range []string{"http://127.0.0.1:" + strconv.Itoa(ui) + "/", adminURL + "/metrics", adminURL + "/debug/pprof/"} {
 		r, err := call("GET", url, "")
 		if err != nil || r.status != http.StatusOK {
 			t.Fatalf("GET %s: %d %v", url, r.status, err)
+		}
+	}
+	for _, path := range []string{"/metrics", "/debug/pprof/"} {
+		if r, err := call("GET", p.url+path, ""); err != nil || r.status != http.StatusNotFound {
+			t.Fatalf("GET %s on the API port: %d %v, want 404", path, r.status, err)
 		}
 	}
 	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {

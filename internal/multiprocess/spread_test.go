@@ -36,7 +36,7 @@ func TestThreeWorkersTwoAPINodes(t *testing.T) {
 	workerEnv := func(i, port int) []string {
 		return append(append([]string{}, common...),
 			"ARTIFACTSTATE_WORKER_IDENTITY=worker-"+strconv.Itoa(i),
-			"ARTIFACTSTATE_METRICS_LISTEN_ADDRESS=127.0.0.1:"+strconv.Itoa(port),
+			"ARTIFACTSTATE_ADMIN_LISTEN_ADDRESS=127.0.0.1:"+strconv.Itoa(port),
 			"ARTIFACTSTATE_WORKER_STOP_TIMEOUT=2s")
 	}
 	workerPorts := []int{testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)}
@@ -48,7 +48,8 @@ func TestThreeWorkersTwoAPINodes(t *testing.T) {
 	for i := range apis {
 		port := testenv.FreePort(t)
 		apis[i] = start(t, fmt.Sprintf("api-%d", i), "api",
-			append(append([]string{}, common...), "ARTIFACTSTATE_API_LISTEN_ADDRESS=127.0.0.1:"+strconv.Itoa(port)), port)
+			append(append([]string{}, common...), "ARTIFACTSTATE_API_LISTEN_ADDRESS=127.0.0.1:"+strconv.Itoa(port),
+				"ARTIFACTSTATE_ADMIN_LISTEN_ADDRESS=127.0.0.1:"+strconv.Itoa(testenv.FreePort(t))), port)
 	}
 
 	t.Run("original sequence on every api node", func(t *testing.T) {

@@ -4,13 +4,11 @@ package temporalclient
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"log/slog"
-	"os"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/interceptor"
 	sdklog "go.temporal.io/sdk/log"
 	"go.uber.org/fx"
@@ -18,6 +16,8 @@ import (
 
 	"github.com/artifactstate/artifactstate/internal/config"
 	"github.com/artifactstate/artifactstate/internal/metrics"
+	"github.com/artifactstate/artifactstate/internal/payloadcrypt"
+	"github.com/artifactstate/artifactstate/internal/tlsfiles"
 	"github.com/artifactstate/artifactstate/internal/tracing"
 )
 
@@ -30,6 +30,9 @@ type Options struct {
 	MetricsHandler client.MetricsHandler
 	// Interceptors carry tracing into workflows and activities.
 	Interceptors []interceptor.ClientInterceptor
+	// DataConverter encodes payloads (nil: the SDK's default); failures
+	// are encoded through it too.
+	DataConverter converter.DataConverter
 }
 
 // New returns a lazily connecting client: it dials on first use, so an api
@@ -50,15 +53,26 @@ func New(cfg config.Temporal, logger *slog.Logger, o Options) (client.Client, er
 	if cfg.Compression == "none" {
 		opts.ConnectionOptions.GrpcCompression = &client.GrpcCompressionNone{}
 	}
+	if o.DataConverter != nil {
+		opts.DataConverter = o.DataConverter
+		opts.FailureConverter = payloadcrypt.FailureConverter(o.DataConverter)
+	}
 	if cfg.TLS.Enabled {
-		tlsConfig, err := loadTLS(cfg.TLS)
+		tlsConfig, err := tlsfiles.ClientConfig(cfg.TLS.CAFile, cfg.TLS.CertFile, cfg.TLS.KeyFile, cfg.TLS.ServerName)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("temporal.tls: %w", err)
 		}
 		opts.ConnectionOptions.TLS = tlsConfig
 	}
-	if cfg.APIKey != "" {
+	switch {
+	case cfg.APIKey != "":
 		opts.Credentials = client.NewAPIKeyStaticCredentials(cfg.APIKey)
+	case cfg.APIKeyFile != "":
+		key := &secretFile{path: cfg.APIKeyFile}
+		if _, err := key.read(context.Background()); err != nil {
+			return nil, fmt.Errorf("temporal.apiKeyFile: %w", err)
+		}
+		opts.Credentials = client.NewAPIKeyDynamicCredentials(key.read)
 	}
 	c, err := client.NewLazyClient(opts)
 	if err != nil {
@@ -67,34 +81,25 @@ func New(cfg config.Temporal, logger *slog.Logger, o Options) (client.Client, er
 	return c, nil
 }
 
-func loadTLS(cfg config.TLS) (*tls.Config, error) {
-	out := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: cfg.ServerName}
-	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("temporal.tls.caFile: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("temporal.tls.caFile: no PEM certificate in %s", cfg.CAFile)
-		}
-		out.RootCAs = pool
-	}
-	if cfg.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("temporal.tls client certificate: %w", err)
-		}
-		out.Certificates = []tls.Certificate{cert}
-	}
-	return out, nil
+// secretFile reads a secret from its file on every call, so a rotated
+// Kubernetes Secret is used from the next call on (no restart).
+type secretFile struct{ path string }
+
+func (f *secretFile) read(context.Context) (string, error) {
+	return config.ReadSecretFile(f.path)
 }
 
-// Module provides the client.Client, with metrics and tracing, and closes
-// it on stop.
+// Module provides the client.Client, with metrics, tracing and (when
+// temporal.encryption.keysFile is set) payload encryption, and closes it
+// on stop. It also provides the converter.DataConverter every reader of
+// payloads outside the SDK must use, and the *payloadcrypt.Codec (nil when
+// payloads are not encrypted).
 var Module = fx.Module("temporalclient",
-	fx.Provide(func(lc fx.Lifecycle, cfg config.Config, logger *slog.Logger, id Identity, m *metrics.Metrics, t *tracing.Tracing) (client.Client, error) {
-		c, err := New(cfg.Temporal, logger, Options{Identity: string(id), MetricsHandler: m.Temporal(), Interceptors: t.Interceptors()})
+	fx.Provide(Codec, DataConverter),
+	fx.Provide(func(lc fx.Lifecycle, cfg config.Config, logger *slog.Logger, id Identity, m *metrics.Metrics, t *tracing.Tracing,
+		dc converter.DataConverter) (client.Client, error) {
+		c, err := New(cfg.Temporal, logger, Options{Identity: string(id), MetricsHandler: m.Temporal(), Interceptors: t.Interceptors(),
+			DataConverter: dc})
 		if err != nil {
 			return nil, err
 		}
@@ -102,6 +107,25 @@ var Module = fx.Module("temporalclient",
 		return c, nil
 	}),
 )
+
+// Codec is the payload codec of cfg: nil unless
+// temporal.encryption.keysFile is set.
+func Codec(cfg config.Config, logger *slog.Logger) (*payloadcrypt.Codec, error) {
+	if cfg.Temporal.Encryption.KeysFile == "" {
+		return nil, nil
+	}
+	c, err := payloadcrypt.Load(cfg.Temporal.Encryption.KeysFile)
+	if err != nil {
+		return nil, err
+	}
+	logger.Info("Payloads to Temporal are encrypted", "currentKeyID", c.CurrentKeyID())
+	return c, nil
+}
+
+// DataConverter is the converter of codec (the SDK's default when nil).
+func DataConverter(codec *payloadcrypt.Codec) converter.DataConverter {
+	return payloadcrypt.DataConverter(codec)
+}
 
 // Identity is how this process names itself to Temporal (worker identity in
 // histories); provided by the command that builds the app.

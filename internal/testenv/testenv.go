@@ -60,6 +60,9 @@ type TemporalOptions struct {
 	// Retention of closed workflows' histories in the namespace (0: 24 h;
 	// below an hour needs system.namespaceMinRetentionLocal lowered).
 	Retention time.Duration
+	// TLS makes the frontend serve TLS (and require client certificates
+	// when it names a ClientCAFile).
+	TLS *devserver.TLS
 }
 
 // StartTemporal starts a server on a free port; it stops with the test.
@@ -74,6 +77,7 @@ func StartTemporal(t testing.TB, o TemporalOptions) *Temporal {
 		LogLevel:      slog.LevelError,
 		DynamicConfig: o.DynamicConfig,
 		Retention:     o.Retention,
+		TLS:           o.TLS,
 	}, Address: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
 	if o.Persistent {
 		tt.opts.DatabaseFile = filepath.Join(t.TempDir(), "temporal.db")
@@ -161,6 +165,15 @@ func StartAPI(t testing.TB, c client.Client, cfg config.Config, store *readmodel
 	}
 	api := httptest.NewServer(server.NewHandler(cfg.API, server.Deps{
 		Entities: entities.New(c, EntitiesOptions(cfg), Logger()), ReadModel: rm, Logger: Logger()}))
+	t.Cleanup(api.Close)
+	return api
+}
+
+// StartAPIWith serves the API handler over the given entity client (no read
+// model); it stops with the test.
+func StartAPIWith(t testing.TB, e *entities.Client, cfg config.Config) *httptest.Server {
+	t.Helper()
+	api := httptest.NewServer(server.NewHandler(cfg.API, server.Deps{Entities: e, Logger: Logger()}))
 	t.Cleanup(api.Close)
 	return api
 }

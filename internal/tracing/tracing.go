@@ -17,8 +17,11 @@ import (
 	temporalotel "go.temporal.io/sdk/contrib/opentelemetry"
 	"go.temporal.io/sdk/interceptor"
 	"go.uber.org/fx"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/artifactstate/artifactstate/internal/config"
+	"github.com/artifactstate/artifactstate/internal/privacy"
+	"github.com/artifactstate/artifactstate/internal/tlsfiles"
 )
 
 // Tracing is the process's tracing; the zero value is tracing off.
@@ -39,25 +42,47 @@ func (t *Tracing) Interceptors() []interceptor.ClientInterceptor {
 	return []interceptor.ClientInterceptor{t.interceptor}
 }
 
-// New exports to cfg.OTLPEndpoint, or returns tracing off when it is empty.
-func New(ctx context.Context, cfg config.Tracing, version string) (*Tracing, error) {
+// Option changes what New and WithExporter build.
+type Option func(*options)
+
+type options struct{ redactor *privacy.Redactor }
+
+// WithRedactor rewrites user IDs in every span before it is exported
+// (privacy.userIds).
+func WithRedactor(r *privacy.Redactor) Option { return func(o *options) { o.redactor = r } }
+
+// New exports to cfg.OTLPEndpoint over TLS (cfg.CAFile's roots or the
+// system's, cfg.CertFile for mTLS) unless cfg.Insecure, or returns tracing
+// off when the endpoint is empty.
+func New(ctx context.Context, cfg config.Tracing, version string, opts ...Option) (*Tracing, error) {
 	if cfg.OTLPEndpoint == "" {
 		return &Tracing{}, nil
 	}
-	opts := []otlptracegrpc.Option{otlptracegrpc.WithEndpoint(cfg.OTLPEndpoint)}
+	grpcOpts := []otlptracegrpc.Option{otlptracegrpc.WithEndpoint(cfg.OTLPEndpoint)}
 	if cfg.Insecure {
-		opts = append(opts, otlptracegrpc.WithInsecure())
+		grpcOpts = append(grpcOpts, otlptracegrpc.WithInsecure())
+	} else {
+		tlsConfig, err := tlsfiles.ClientConfig(cfg.CAFile, cfg.CertFile, cfg.KeyFile, "")
+		if err != nil {
+			return nil, fmt.Errorf("tracing TLS: %w", err)
+		}
+		grpcOpts = append(grpcOpts, otlptracegrpc.WithTLSCredentials(credentials.NewTLS(tlsConfig)))
 	}
-	exporter, err := otlptracegrpc.New(ctx, opts...)
+	exporter, err := otlptracegrpc.New(ctx, grpcOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("tracing: OTLP exporter for %s: %w", cfg.OTLPEndpoint, err)
 	}
-	return WithExporter(exporter, cfg, version)
+	return WithExporter(exporter, cfg, version, opts...)
 }
 
 // WithExporter is New with a given exporter (tests use an in-memory one).
 // It installs the provider and W3C trace-context propagation globally.
-func WithExporter(exporter sdktrace.SpanExporter, cfg config.Tracing, version string) (*Tracing, error) {
+func WithExporter(exporter sdktrace.SpanExporter, cfg config.Tracing, version string, opts ...Option) (*Tracing, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	exporter = privacy.Exporter(exporter, o.redactor)
 	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(
 		semconv.ServiceName(cfg.ServiceName), semconv.ServiceVersion(version)))
 	if err != nil {
@@ -99,7 +124,11 @@ type Version string
 // Module provides *Tracing and flushes it on stop.
 var Module = fx.Module("tracing",
 	fx.Provide(func(lc fx.Lifecycle, cfg config.Config, v Version, logger *slog.Logger) (*Tracing, error) {
-		t, err := New(context.Background(), cfg.Tracing, string(v))
+		redactor, err := privacy.New(cfg.Privacy)
+		if err != nil {
+			return nil, err
+		}
+		t, err := New(context.Background(), cfg.Tracing, string(v), WithRedactor(redactor))
 		if err != nil {
 			return nil, err
 		}

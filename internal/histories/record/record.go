@@ -17,6 +17,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	sdklog "go.temporal.io/sdk/log"
 
 	"github.com/artifactstate/artifactstate/activities"
@@ -25,6 +26,7 @@ import (
 	"github.com/artifactstate/artifactstate/internal/entities"
 	"github.com/artifactstate/artifactstate/internal/entityid"
 	"github.com/artifactstate/artifactstate/internal/histories"
+	"github.com/artifactstate/artifactstate/internal/payloadcrypt"
 	"github.com/artifactstate/artifactstate/internal/readmodel"
 	"github.com/artifactstate/artifactstate/worker"
 	"github.com/artifactstate/artifactstate/workflows"
@@ -42,6 +44,12 @@ const (
 // Run records every scenario into outDir as
 // v<HistoryVersion>-<scenario>[-run<N>].json.gz and returns the files written.
 func Run(ctx context.Context, outDir string, logger *slog.Logger) ([]string, error) {
+	return RunWith(ctx, outDir, logger, nil)
+}
+
+// RunWith is Run with the payloads written through dc (payload encryption);
+// nil is the SDK's default converter.
+func RunWith(ctx context.Context, outDir string, logger *slog.Logger, dc converter.DataConverter) ([]string, error) {
 	port, err := devserver.FreePort()
 	if err != nil {
 		return nil, err
@@ -59,14 +67,21 @@ func Run(ctx context.Context, outDir string, logger *slog.Logger) ([]string, err
 			logger.Warn("Stop the recording server", "error", err)
 		}
 	}()
-	c, err := client.Dial(client.Options{HostPort: srv.FrontendAddress(), Namespace: namespace,
-		Logger: sdklog.NewStructuredLogger(logger.With("component", "temporal-sdk"))})
+	opts := client.Options{HostPort: srv.FrontendAddress(), Namespace: namespace,
+		Logger: sdklog.NewStructuredLogger(logger.With("component", "temporal-sdk"))}
+	if dc != nil {
+		opts.DataConverter, opts.FailureConverter = dc, payloadcrypt.FailureConverter(dc)
+	}
+	c, err := client.Dial(opts)
 	if err != nil {
 		return nil, err
 	}
 	defer c.Close()
 
-	r := &recorder{c: c, logger: logger, outDir: outDir, writer: &scriptedWriter{plans: map[string]*plan{}}}
+	if dc == nil {
+		dc = converter.GetDefaultDataConverter()
+	}
+	r := &recorder{c: c, dc: dc, logger: logger, outDir: outDir, writer: &scriptedWriter{plans: map[string]*plan{}}}
 	for _, w := range []struct {
 		queue  string
 		budget int
@@ -92,6 +107,7 @@ func Run(ctx context.Context, outDir string, logger *slog.Logger) ([]string, err
 
 type recorder struct {
 	c       client.Client
+	dc      converter.DataConverter
 	logger  *slog.Logger
 	outDir  string
 	writer  *scriptedWriter
@@ -128,7 +144,7 @@ func (r *recorder) stopWorkers() {
 }
 
 func (r *recorder) entities(queue string) *entities.Client {
-	return entities.New(r.c, entities.Options{Namespace: namespace, TaskQueue: queue}, r.logger)
+	return entities.New(r.c, entities.Options{Namespace: namespace, TaskQueue: queue, DataConverter: r.dc}, r.logger)
 }
 
 // apply sends the commands one by one as the API does, each applied before
