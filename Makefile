@@ -4,16 +4,28 @@
 SHELL := /bin/bash
 export GOTOOLCHAIN := local
 
+# Two binaries of one command line (internal/cli):
+#   bin/artifactstate-prod  the production binary, the image's: api, worker,
+#                           migrate, loadtest, replay, stuck (product module,
+#                           ./cmd/artifactstate; links no Temporal server)
+#   bin/artifactstate       the development binary: all of those plus dev
+#                           (what `make run` starts), bench, record-histories
+#                           (development module, dev/cmd/artifactstate)
 BIN := bin/artifactstate
+PROD_BIN := bin/artifactstate-prod
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
-# The one build command; the Dockerfile runs the same target.
-GO_BUILD := CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)"
+CLI := github.com/artifactstate/artifactstate/internal/cli
+# The one build command; the Dockerfile runs `make build-prod`.
+GO_BUILD := CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X $(CLI).version=$(VERSION) -X $(CLI).commit=$(COMMIT)"
 
-.PHONY: run test build lint proto clean cassandra-start cassandra-stop record-histories replay-corpus
+.PHONY: run test build build-prod lint proto clean cassandra-start cassandra-stop record-histories replay-corpus
 
-build:
-	$(GO_BUILD) -o $(BIN) ./cmd/artifactstate
+build: build-prod
+	cd dev && $(GO_BUILD) -o ../$(BIN) ./cmd/artifactstate
+
+build-prod:
+	$(GO_BUILD) -o $(PROD_BIN) ./cmd/artifactstate
 
 run: build
 	scripts/run
@@ -21,15 +33,18 @@ run: build
 test:
 	scripts/test
 
-# Modules of their own beside the product's: the deployment checks (so that
-# compose-go, kustomize and the Kubernetes types stay out of go.mod) and the
-# image's health probe (built without them).
-SUBMODULES := deploy deploy/compose/healthprobe
+# Modules of their own beside the product's: the development module (the
+# Temporal server and everything that links it: dev/go.mod), the deployment
+# checks (so that compose-go, kustomize and the Kubernetes types stay out of
+# go.mod) and the image's health probe (built without them).
+SUBMODULES := dev deploy deploy/compose/healthprobe
 
 # Linters (pinned in tools/go.mod): buf lint on proto/ and a check that gen/ is
 # what `make proto` generates from it, vet, staticcheck, and the SDK's
-# determinism checker on the workflow code; vet, staticcheck and the tidy
-# check on each of SUBMODULES too; govulncheck on the binary.
+# determinism checker on the workflow code; the dependency rules (the workflow
+# code links no Cassandra driver, the production binary no Temporal server);
+# vet, staticcheck and the tidy check on each of SUBMODULES too; govulncheck
+# on both binaries.
 lint:
 	go tool -modfile=tools/go.mod buf lint
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && go tool -modfile=tools/go.mod buf generate -o "$$tmp" && \
@@ -39,6 +54,7 @@ lint:
 	go vet ./...
 	go tool -modfile=tools/go.mod staticcheck ./...
 	go tool -modfile=tools/go.mod workflowcheck ./workflows/...
+	scripts/depcheck
 	@for m in $(SUBMODULES); do \
 	  echo "lint $$m" && cd $(CURDIR)/$$m && go mod tidy -diff && go vet ./... && \
 	  go tool -modfile=$(CURDIR)/tools/go.mod staticcheck ./... || exit 1; \

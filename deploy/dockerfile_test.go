@@ -112,11 +112,11 @@ func TestDockerfile(t *testing.T) {
 		t.Errorf("ENTRYPOINT %s, want [\"/artifactstate\"] (the role is the first argument)", entrypoint)
 	}
 	mk := dockerBuildMake(t, instrs)
-	if mk != "make build VERSION=${VERSION} COMMIT=${COMMIT}" {
-		t.Errorf("Dockerfile runs %q, want `make build VERSION=${VERSION} COMMIT=${COMMIT}`", mk)
+	if mk != "make build-prod VERSION=${VERSION} COMMIT=${COMMIT}" {
+		t.Errorf("Dockerfile runs %q, want `make build-prod VERSION=${VERSION} COMMIT=${COMMIT}`", mk)
 	}
-	if !slices.Contains(copies, "--from=build /src/bin/artifactstate /artifactstate") {
-		t.Errorf("the runtime stage does not copy the binary `make build` writes (bin/artifactstate): %q", copies)
+	if !slices.Contains(copies, "--from=build /src/bin/artifactstate-prod /artifactstate") {
+		t.Errorf("the runtime stage does not copy the binary `make build-prod` writes (bin/artifactstate-prod): %q", copies)
 	}
 	// The build info the Makefile bakes in comes from build arguments.
 	if _, ok := args["VERSION"]; !ok {
@@ -127,9 +127,9 @@ func TestDockerfile(t *testing.T) {
 	}
 }
 
-// TestDockerBuildIsTheMakefileBuild expands the Dockerfile's `make build`
-// with make itself (dry run): it is the static, trimmed build with the
-// version and commit linked in that CI runs.
+// TestDockerBuildIsTheMakefileBuild expands the Dockerfile's `make build-prod`
+// with make itself (dry run): it is the static, trimmed build of the
+// production binary with the version and commit linked in that CI runs.
 func TestDockerBuildIsTheMakefileBuild(t *testing.T) {
 	mk := dockerBuildMake(t, parseDockerfile(t))
 	argv := strings.Fields(strings.NewReplacer("${VERSION}", "v9.8.7", "${COMMIT}", "abc1234").Replace(mk))
@@ -139,7 +139,8 @@ func TestDockerBuildIsTheMakefileBuild(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, out)
 	}
-	want := `CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=v9.8.7 -X main.commit=abc1234" -o bin/artifactstate ./cmd/artifactstate`
+	cli := "github.com/artifactstate/artifactstate/internal/cli"
+	want := `CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X ` + cli + `.version=v9.8.7 -X ` + cli + `.commit=abc1234" -o bin/artifactstate-prod ./cmd/artifactstate`
 	if got := strings.TrimSpace(string(out)); got != want {
 		t.Errorf("the Dockerfile's %q runs\n  %s\nwant\n  %s", mk, got, want)
 	}
@@ -155,7 +156,7 @@ func TestDockerBuildRuns(t *testing.T) {
 	mk := dockerBuildMake(t, parseDockerfile(t))
 	bin := filepath.Join(t.TempDir(), "artifactstate")
 	argv := strings.Fields(strings.NewReplacer("${VERSION}", "v9.8.7", "${COMMIT}", "abc1234").Replace(mk))
-	cmd := exec.Command(argv[0], append(argv[1:], "BIN="+bin)...)
+	cmd := exec.Command(argv[0], append(argv[1:], "PROD_BIN="+bin)...)
 	cmd.Dir = repoRoot
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%v\n%s", err, out)
@@ -254,7 +255,8 @@ func TestDockerignore(t *testing.T) {
 			t.Errorf(".dockerignore excludes %s, which the image build needs", keep)
 		}
 	}
-	for _, drop := range []string{".git/HEAD", "bin/artifactstate", ".artifactstate/temporal.db", "deploy/k8s/base/api.yaml"} {
+	for _, drop := range []string{".git/HEAD", "bin/artifactstate", ".artifactstate/temporal.db", "deploy/k8s/base/api.yaml",
+		"dev/go.mod"} { // the development module: the image builds the production binary only
 		if !ignored(drop) {
 			t.Errorf(".dockerignore sends %s to the build", drop)
 		}

@@ -1,21 +1,9 @@
-// Command artifactstate is the one binary of the service; the subcommand
-// picks the role: api, worker, or dev (everything in one process).
+// Command artifactstate is the production binary of the service, the one the
+// container image ships: the subcommand picks the role (api, worker, migrate)
+// or an operator tool (loadtest, replay, stuck). It links no Temporal server;
+// the development binary (dev/cmd/artifactstate) adds the all-in-one dev role.
 package main
 
-import (
-	"fmt"
-	"os"
-)
+import "github.com/artifactstate/artifactstate/internal/cli"
 
-// Set at build time by the Makefile (-ldflags -X).
-var (
-	version = "dev"
-	commit  = "unknown"
-)
-
-func main() {
-	if err := newRootCommand().Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "artifactstate:", err)
-		os.Exit(1)
-	}
-}
+func main() { cli.Main() }

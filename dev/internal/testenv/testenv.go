@@ -1,0 +1,214 @@
+// Package testenv starts real parts for integration tests: an in-process
+// Temporal server (the same embedded server as the dev role) on free ports,
+// workers and the API. Only tests import it: it links the Temporal server.
+package testenv
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+
+	"github.com/artifactstate/artifactstate/activities"
+	"github.com/artifactstate/artifactstate/dev/internal/devserver"
+	"github.com/artifactstate/artifactstate/internal/config"
+	"github.com/artifactstate/artifactstate/internal/entities"
+	"github.com/artifactstate/artifactstate/internal/readmodel"
+	"github.com/artifactstate/artifactstate/internal/temporalclient"
+	"github.com/artifactstate/artifactstate/server"
+	"github.com/artifactstate/artifactstate/worker"
+)
+
+// Logger is the tests' logger: warnings and errors to stderr, or everything
+// with ARTIFACTSTATE_TEST_LOG=debug.
+func Logger() *slog.Logger {
+	level := slog.LevelWarn
+	if os.Getenv("ARTIFACTSTATE_TEST_LOG") == "debug" {
+		level = slog.LevelDebug
+	}
+	var w io.Writer = os.Stderr
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// Temporal is an embedded Temporal server.
+type Temporal struct {
+	t       testing.TB
+	opts    devserver.Options
+	server  *devserver.Server
+	Address string
+}
+
+// Namespace is the namespace every test server creates.
+const Namespace = "default"
+
+// TemporalOptions tune StartTemporal.
+type TemporalOptions struct {
+	// Persistent keeps the data in a SQLite file in the test's temp dir, so
+	// the server can be stopped and started again with its data. Otherwise
+	// the data lives in memory, which is several times faster.
+	Persistent    bool
+	DynamicConfig map[string]any
+	// Retention of closed workflows' histories in the namespace (0: 24 h;
+	// below an hour needs system.namespaceMinRetentionLocal lowered).
+	Retention time.Duration
+	// TLS makes the frontend serve TLS (and require client certificates
+	// when it names a ClientCAFile).
+	TLS *devserver.TLS
+}
+
+// StartTemporal starts a server on a free port; it stops with the test.
+func StartTemporal(t testing.TB, o TemporalOptions) *Temporal {
+	t.Helper()
+	port := FreePort(t)
+	tt := &Temporal{t: t, opts: devserver.Options{
+		IP:            "127.0.0.1",
+		FrontendPort:  port,
+		Namespaces:    []string{Namespace},
+		Logger:        Logger(),
+		LogLevel:      slog.LevelError,
+		DynamicConfig: o.DynamicConfig,
+		Retention:     o.Retention,
+		TLS:           o.TLS,
+	}, Address: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
+	if o.Persistent {
+		tt.opts.DatabaseFile = filepath.Join(t.TempDir(), "temporal.db")
+	}
+	tt.Start()
+	t.Cleanup(tt.Stop)
+	return tt
+}
+
+// Start starts the server (again), on the same port and, if persistent, the
+// same database. The server's internal ports are picked free just before it
+// binds them; a test running beside it may take one first, so a start that
+// lost that race is tried again.
+func (tt *Temporal) Start() {
+	tt.t.Helper()
+	for attempt := 1; ; attempt++ {
+		s, err := devserver.New(tt.opts)
+		if err != nil {
+			tt.t.Fatal(err)
+		}
+		err = s.Start()
+		if err == nil {
+			tt.server = s
+			return
+		}
+		if attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
+			tt.t.Fatal(err)
+		}
+		tt.t.Logf("start Temporal (attempt %d): %v", attempt, err)
+	}
+}
+
+// Stop stops the server; a stopped server stays stopped.
+func (tt *Temporal) Stop() {
+	if tt.server == nil {
+		return
+	}
+	if err := tt.server.Stop(); err != nil {
+		tt.t.Logf("stop Temporal: %v", err)
+	}
+	tt.server = nil
+}
+
+// Config is the default configuration pointed at this server. Tests of
+// failures shorten the request timeout themselves.
+func (tt *Temporal) Config() config.Config {
+	cfg := config.Default()
+	cfg.Temporal.Address = tt.Address
+	cfg.Temporal.Namespace = Namespace
+	cfg.API.RequestTimeout = 15 * time.Second
+	cfg.Worker.StopTimeout = 2 * time.Second
+	return cfg
+}
+
+// Client returns a lazy client like the binary's, closed with the test.
+func Client(t testing.TB, cfg config.Config, identity string) client.Client {
+	t.Helper()
+	c, err := temporalclient.New(cfg.Temporal, Logger(), temporalclient.Options{Identity: identity})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// StartWorker starts a worker like the binary's (projection nil: no read
+// model); it stops with the test unless stopped before.
+func StartWorker(t testing.TB, c client.Client, cfg config.Config, projection *activities.Projection) *worker.Worker {
+	t.Helper()
+	w := worker.New(c, cfg, projection)
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	return w
+}
+
+// StartAPI serves the API handler on a free port (store nil: no read
+// model); it stops with the test.
+func StartAPI(t testing.TB, c client.Client, cfg config.Config, store *readmodel.Store) *httptest.Server {
+	t.Helper()
+	var rm server.ReadModel
+	if store != nil {
+		rm = store
+	}
+	api := httptest.NewServer(server.NewHandler(cfg.API, server.Deps{
+		Entities: entities.New(c, EntitiesOptions(cfg), Logger()), ReadModel: rm, Logger: Logger()}))
+	t.Cleanup(api.Close)
+	return api
+}
+
+// StartAPIWith serves the API handler over the given entity client (no read
+// model); it stops with the test.
+func StartAPIWith(t testing.TB, e *entities.Client, cfg config.Config) *httptest.Server {
+	t.Helper()
+	api := httptest.NewServer(server.NewHandler(cfg.API, server.Deps{Entities: e, Logger: Logger()}))
+	t.Cleanup(api.Close)
+	return api
+}
+
+// FreePort returns a loopback port nobody listens on right now.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	port, err := devserver.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return port
+}
+
+// Eventually polls cond every interval until it returns nil or the timeout
+// passes, then fails with cond's last error.
+func Eventually(t testing.TB, timeout time.Duration, cond func(context.Context) error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var last error
+	for {
+		if last = cond(ctx); last == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("condition not met within %v: %v", timeout, last)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// EntitiesOptions are the entities options the binary derives from cfg.
+func EntitiesOptions(cfg config.Config) entities.Options {
+	return entities.Options{Namespace: cfg.Temporal.Namespace, TaskQueue: cfg.Temporal.TaskQueue, ReadTimeout: cfg.API.RequestTimeout,
+		SearchAttributes: cfg.Temporal.SearchAttributes}
+}
