@@ -55,7 +55,7 @@ func parseDockerfile(t *testing.T) []dockerInstr {
 // dockerBuildMake returns the Dockerfile's `make build ...` invocation.
 func dockerBuildMake(t *testing.T, instrs []dockerInstr) string {
 	t.Helper()
-	re := regexp.MustCompile(`(?:^|&&\s*|\s)(make build(?: [A-Z]+=\S+)*)`)
+	re := regexp.MustCompile(`(?:^|&&\s*|\s)(make build(?:-prod)?(?: [A-Z_]+=\S+)*)(?:\s|$)`)
 	var found []string
 	for _, in := range instrs {
 		if in.cmd != "RUN" {
@@ -66,7 +66,7 @@ func dockerBuildMake(t *testing.T, instrs []dockerInstr) string {
 		}
 	}
 	if len(found) != 1 {
-		t.Fatalf("the Dockerfile must build the binary with exactly one `make build` (the CI build), found %q", found)
+		t.Fatalf("the Dockerfile must build the binary with exactly one `make build-prod` (the CI build of the production binary), found %q", found)
 	}
 	return found[0]
 }

@@ -63,30 +63,45 @@ func exists(rel string) bool {
 	return err == nil
 }
 
-// goModVersions are the go directive and the versions the product's go.mod
-// requires, by module path.
+// goModVersions are the go directive and the versions the repository's Go
+// modules require, by module path: the product's go.mod, and dev/go.mod for
+// what only the development module requires (the Temporal server and its
+// Web UI, which the dev role embeds and the local cluster runs). Both
+// modules must name the same go directive.
 func goModVersions(t *testing.T) (goVersion string, mods map[string]string) {
 	t.Helper()
 	mods = map[string]string{}
-	inBlock := false
-	for _, line := range strings.Split(string(read(t, "go.mod")), "\n") {
-		line, _, _ = strings.Cut(line, "//")
-		f := strings.Fields(line)
-		switch {
-		case len(f) == 2 && f[0] == "go":
-			goVersion = f[1]
-		case len(f) >= 2 && f[0] == "require" && f[1] == "(":
-			inBlock = true
-		case len(f) == 1 && f[0] == ")":
-			inBlock = false
-		case len(f) == 3 && f[0] == "require":
-			mods[f[1]] = f[2]
-		case inBlock && len(f) == 2:
-			mods[f[0]] = f[1]
+	for _, file := range []string{"go.mod", "dev/go.mod"} {
+		fileGo := ""
+		inBlock := false
+		for _, line := range strings.Split(string(read(t, file)), "\n") {
+			line, _, _ = strings.Cut(line, "//")
+			f := strings.Fields(line)
+			switch {
+			case len(f) == 2 && f[0] == "go":
+				fileGo = f[1]
+			case len(f) >= 2 && f[0] == "require" && f[1] == "(":
+				inBlock = true
+			case len(f) == 1 && f[0] == ")":
+				inBlock = false
+			case len(f) == 3 && f[0] == "require":
+				if _, ok := mods[f[1]]; !ok {
+					mods[f[1]] = f[2]
+				}
+			case inBlock && len(f) == 2:
+				if _, ok := mods[f[0]]; !ok {
+					mods[f[0]] = f[1]
+				}
+			}
+		}
+		if goVersion == "" {
+			goVersion = fileGo
+		} else if fileGo != goVersion {
+			t.Fatalf("%s says go %s, go.mod says go %s: keep them equal", file, fileGo, goVersion)
 		}
 	}
 	if goVersion == "" || mods["go.temporal.io/server"] == "" {
-		t.Fatalf("go.mod: no go directive or no go.temporal.io/server requirement")
+		t.Fatalf("go.mod, dev/go.mod: no go directive or no go.temporal.io/server requirement")
 	}
 	return goVersion, mods
 }
@@ -101,8 +116,10 @@ func temporalVersions(t *testing.T) (server, ui string) {
 
 // ---------------------------------------------------------------- the app's configuration
 
-// roles are the subcommands of the binary (cmd/artifactstate).
-var roles = []string{"api", "worker", "dev", "migrate", "version"}
+// roles are the subcommands of the production binary the image ships
+// (cmd/artifactstate; internal/cli): no dev, which only the development
+// binary has.
+var roles = []string{"api", "worker", "migrate", "loadtest", "replay", "stuck", "version"}
 
 // knownEnv is config.EnvVars() as a set.
 func knownEnv(t *testing.T) map[string]bool {
