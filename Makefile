@@ -33,33 +33,15 @@ run: build
 test:
 	scripts/test
 
-# Modules of their own beside the product's: the development module (the
+# Every static check, each step timed (scripts/lint): buf lint and the gen/
+# freshness check, gofmt, tidy, vet, staticcheck, the SDK's workflowcheck, the
+# dependency rules (scripts/depcheck) and govulncheck on both binaries; tidy,
+# vet and staticcheck on the other modules too: the development module (the
 # Temporal server and everything that links it: dev/go.mod), the deployment
 # checks (so that compose-go, kustomize and the Kubernetes types stay out of
 # go.mod) and the image's health probe (built without them).
-SUBMODULES := dev deploy deploy/compose/healthprobe
-
-# Linters (pinned in tools/go.mod): buf lint on proto/ and a check that gen/ is
-# what `make proto` generates from it, vet, staticcheck, and the SDK's
-# determinism checker on the workflow code; the dependency rules (the workflow
-# code links no Cassandra driver, the production binary no Temporal server);
-# vet, staticcheck and the tidy check on each of SUBMODULES too; govulncheck
-# on both binaries.
 lint:
-	go tool -modfile=tools/go.mod buf lint
-	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && go tool -modfile=tools/go.mod buf generate -o "$$tmp" && \
-	  diff -r "$$tmp/gen" gen || { echo "gen/ is stale: run 'make proto' and commit gen/"; exit 1; }
-	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
-	go mod tidy -diff
-	go vet ./...
-	go tool -modfile=tools/go.mod staticcheck ./...
-	go tool -modfile=tools/go.mod workflowcheck ./workflows/...
-	scripts/depcheck
-	@for m in $(SUBMODULES); do \
-	  echo "lint $$m" && cd $(CURDIR)/$$m && go mod tidy -diff && go vet ./... && \
-	  go tool -modfile=$(CURDIR)/tools/go.mod staticcheck ./... || exit 1; \
-	done
-	scripts/govulncheck
+	scripts/lint
 
 # The gRPC API's Go code (gen/) from proto/, with buf and the plugins pinned in
 # tools/go.mod (buf.gen.yaml); `make lint` fails when the committed gen/ is not

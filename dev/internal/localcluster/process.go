@@ -54,7 +54,19 @@ func launch(s procSpec) (pid int, exited <-chan struct{}, err error) {
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }() // reap it; the exit status is in its log
-	return cmd.Process.Pid, done, nil
+	// Start returns once the kernel closed the child's close-on-exec pipe,
+	// which execve does before it sets up the new program's arguments: for a
+	// moment /proc/<pid>/cmdline is empty (seen on a busy machine). Wait until
+	// it shows argv, so the process is identifiable as soon as launch returns.
+	pid = cmd.Process.Pid
+	for deadline := time.Now().Add(5 * time.Second); !isProcess(pid, s.argv()) && time.Now().Before(deadline); {
+		select {
+		case <-done:
+			return pid, done, nil // exited at once: its log says why
+		case <-time.After(time.Millisecond): // nothing to wait on but /proc
+		}
+	}
+	return pid, done, nil
 }
 
 // alive reports whether pid exists and is not a zombie.
