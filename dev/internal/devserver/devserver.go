@@ -188,7 +188,7 @@ func (s *Server) Start() error {
 		dc[dynamicconfig.MakeKey(k)] = v
 	}
 	serverOpts = append(serverOpts, temporal.WithDynamicConfigClient(dc))
-	srv, err := temporal.NewServer(serverOpts...)
+	srv, err := newTemporalServer(serverOpts)
 	if err != nil {
 		return fmt.Errorf("devserver: %w", err)
 	}
@@ -370,6 +370,20 @@ func forgetMembers(path string) error {
 		return fmt.Errorf("devserver reset cluster membership in %s: %w", path, err)
 	}
 	return nil
+}
+
+// newTemporalServer is temporal.NewServer with a fatal log turned back into an
+// error: the server binds its services' ports while it is built, and a port
+// taken in the meantime makes it log Fatal, which our logger turns into a
+// panic (see serverLogger). The caller, say a test that picked free ports,
+// gets an error it can act on (testenv starts again on other ports).
+func newTemporalServer(opts []temporal.ServerOption) (srv temporal.Server, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("the server could not be built: %v", r)
+		}
+	}()
+	return temporal.NewServer(opts...)
 }
 
 func checkFree(ip string, port int) error {

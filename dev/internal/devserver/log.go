@@ -2,7 +2,10 @@ package devserver
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 
 	"go.temporal.io/server/common/log"
@@ -41,11 +44,22 @@ func (l *serverLogger) Error(msg string, tags ...tag.Tag)  { l.log(slog.LevelErr
 func (l *serverLogger) DPanic(msg string, tags ...tag.Tag) { l.log(slog.LevelError, msg, tags) }
 func (l *serverLogger) Panic(msg string, tags ...tag.Tag) {
 	l.log(slog.LevelError, msg, tags)
-	panic(msg)
+	panic(fatalError(msg, tags))
 }
 func (l *serverLogger) Fatal(msg string, tags ...tag.Tag) {
 	l.log(slog.LevelError, msg, tags)
-	panic(msg)
+	panic(fatalError(msg, tags))
+}
+
+// fatalError is a Fatal or Panic log line as the panic's value: the message
+// with its tags (the cause, say "bind: address already in use", is a tag).
+func fatalError(msg string, tags []tag.Tag) error {
+	var b strings.Builder
+	b.WriteString(msg)
+	for _, t := range tags {
+		fmt.Fprintf(&b, " %s=%v", t.Key(), t.Value())
+	}
+	return errors.New(b.String())
 }
 
 // With keeps tags across calls, as the server expects of its loggers.

@@ -68,32 +68,41 @@ type TemporalOptions struct {
 // StartTemporal starts a server on a free port; it stops with the test.
 func StartTemporal(t testing.TB, o TemporalOptions) *Temporal {
 	t.Helper()
-	port := FreePort(t)
 	tt := &Temporal{t: t, opts: devserver.Options{
 		IP:            "127.0.0.1",
-		FrontendPort:  port,
 		Namespaces:    []string{Namespace},
 		Logger:        Logger(),
 		LogLevel:      slog.LevelError,
 		DynamicConfig: o.DynamicConfig,
 		Retention:     o.Retention,
 		TLS:           o.TLS,
-	}, Address: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
+	}}
 	if o.Persistent {
 		tt.opts.DatabaseFile = filepath.Join(t.TempDir(), "temporal.db")
 	}
-	tt.Start()
+	tt.start(true)
 	t.Cleanup(tt.Stop)
 	return tt
 }
 
-// Start starts the server (again), on the same port and, if persistent, the
-// same database. The server's internal ports are picked free just before it
-// binds them; a test running beside it may take one first, so a start that
-// lost that race is tried again.
+// Start starts the server again, on the same port and, if persistent, the
+// same database.
 func (tt *Temporal) Start() {
 	tt.t.Helper()
+	tt.start(false)
+}
+
+// start starts the server. Its ports are picked free just before it binds
+// them; a test running beside it may take one first, so a start that lost
+// that race is tried again, on new ports where allowed (a first start: a
+// failed attempt may leave the ports it did bind open).
+func (tt *Temporal) start(newPorts bool) {
+	tt.t.Helper()
 	for attempt := 1; ; attempt++ {
+		if tt.opts.FrontendPort == 0 || (newPorts && attempt > 1) {
+			tt.opts.FrontendPort = FreePort(tt.t)
+			tt.Address = net.JoinHostPort(tt.opts.IP, strconv.Itoa(tt.opts.FrontendPort))
+		}
 		s, err := devserver.New(tt.opts)
 		if err != nil {
 			tt.t.Fatal(err)
