@@ -165,7 +165,11 @@ func (r *Runner) Each(ctx context.Context, concurrency, n int, item func(ctx con
 // counted as dropped (per call and per second). If the scheduler falls
 // behind, late arrivals start at once, and their latency is measured from
 // the time they were due, so a stall shows in the latency instead of
-// vanishing from it (no coordinated omission).
+// vanishing from it (no coordinated omission). Vegeta (tsenart/vegeta) was
+// considered as the engine: it paces HTTP targets, but the scenarios here
+// need per-call bookkeeping it does not give (each op's pair for the
+// verification, the write ledger, gRPC calls, dropped arrivals per call), so
+// it would replace this loop, not the code around it.
 func (r *Runner) Open(ctx context.Context, ratePerSec float64, duration time.Duration, maxInFlight int, next func() Op) *Report {
 	rec := newRecorder()
 	stop := r.watch(rec)
