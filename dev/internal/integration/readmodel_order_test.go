@@ -132,17 +132,35 @@ var tombstoneCells = regexp.MustCompile(`Read (\d+) live rows? and (\d+) tombsto
 
 // tombstonesRead reads the user's partition of table with tracing on and
 // returns the tombstone cells the trace says the read went through.
+// Cassandra writes a trace's events asynchronously, so they are polled (with
+// a deadline) until the read's "Read N live rows and M tombstone cells" is
+// among them.
 func tombstonesRead(t *testing.T, session *gocql.Session, table, user string) int {
 	t.Helper()
-	var trace strings.Builder
-	iter := session.Query(`SELECT artifact_id FROM `+table+` WHERE user_id = ?`, user).
-		Trace(gocql.NewTraceWriter(session, &trace)).Iter()
+	var trace traceID
+	iter := session.Query(`SELECT artifact_id FROM `+table+` WHERE user_id = ?`, user).Trace(&trace).Iter()
 	var id int64
 	for iter.Scan(&id) {
 	}
 	require.NoError(t, iter.Close())
-	m := tombstoneCells.FindAllStringSubmatch(trace.String(), -1)
-	require.NotEmpty(t, m, "the trace says nothing about tombstones:\n%s", trace.String())
+	sessionID, err := gocql.UUIDFromBytes(trace.id)
+	require.NoError(t, err, "the read was not traced")
+	var events []string
+	var m [][]string
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		events = events[:0]
+		it := session.Query(`SELECT activity FROM system_traces.events WHERE session_id = ?`, sessionID).Iter()
+		var activity string
+		for it.Scan(&activity) {
+			events = append(events, activity)
+		}
+		require.NoError(t, it.Close())
+		if m = tombstoneCells.FindAllStringSubmatch(strings.Join(events, "\n"), -1); len(m) > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond) // nothing to wait on but the trace table
+	}
+	require.NotEmpty(t, m, "the trace says nothing about tombstones:\n%s", strings.Join(events, "\n"))
 	n := 0
 	for _, sub := range m {
 		v, err := strconv.Atoi(sub[2])
@@ -151,6 +169,11 @@ func tombstonesRead(t *testing.T, session *gocql.Session, table, user string) in
 	}
 	return n
 }
+
+// traceID is a gocql.Tracer that keeps the trace session's ID.
+type traceID struct{ id []byte }
+
+func (t *traceID) Trace(id []byte) { t.id = id }
 
 func cqlSession(t *testing.T, cassandra config.Cassandra) *gocql.Session {
 	t.Helper()
