@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/temporal"
@@ -77,6 +78,11 @@ func classifyRead(ctx context.Context, attempts *temporalclient.Attempts, err er
 		return fmt.Errorf("%w: the worker failed the query: %v", ErrUnavailable, err)
 	case unavailable(err):
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	case noRecentPoller(err):
+		// Matching fails a query at once when no worker polled the task
+		// queue lately: every worker is down, or matching just restarted and
+		// has not seen their polls yet (the fault test found the latter).
+		return fmt.Errorf("%w: no worker is polling the entities' task queue: %v", ErrUnavailable, err)
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) || code(err) == codes.DeadlineExceeded:
 		// The SDK retried until the deadline: what failed last tells why.
 		if last := attempts.LastError(); unavailable(last) {
@@ -101,6 +107,14 @@ func unavailable(err error) bool {
 		return true
 	}
 	return false
+}
+
+// noRecentPoller is matching's answer to a query when no worker polled the
+// task queue within matching.queryPollerUnavailableWindow: a FailedPrecondition
+// told apart from the others only by its message (the server's constant).
+func noRecentPoller(err error) bool {
+	s := serviceerror.ToStatus(err)
+	return s != nil && s.Code() == codes.FailedPrecondition && strings.Contains(s.Message(), "no poller seen for task queue recently")
 }
 
 func code(err error) codes.Code {
