@@ -386,15 +386,20 @@ func nodeFromState(l layout, st state) *Node {
 }
 
 // logTail returns the last 40 lines of the node's log.
-func logTail(l layout) string {
-	f, err := os.Open(l.logFile())
+func logTail(l layout) string { return LogTail(l.logFile(), 64<<10, 40, "") }
+
+// LogTail returns, for error messages, the last n lines within the final
+// maxBytes of the log file at path, or a note saying why it cannot be read.
+// When after is not empty, only what follows its last occurrence at the
+// start of a line is kept (a marker a launcher writes at each start).
+func LogTail(path string, maxBytes int64, n int, after string) string {
+	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Sprintf("(no log: %v)", err)
 	}
 	defer f.Close()
-	const maxTail = 64 << 10
-	if fi, err := f.Stat(); err == nil && fi.Size() > maxTail {
-		if _, err := f.Seek(-maxTail, io.SeekEnd); err != nil {
+	if fi, err := f.Stat(); err == nil && fi.Size() > maxBytes {
+		if _, err := f.Seek(-maxBytes, io.SeekEnd); err != nil {
 			return fmt.Sprintf("(read log: %v)", err)
 		}
 	}
@@ -402,5 +407,10 @@ func logTail(l layout) string {
 	if err != nil {
 		return fmt.Sprintf("(read log: %v)", err)
 	}
-	return tail(b, 40)
+	if after != "" {
+		if i := bytes.LastIndex(b, []byte("\n"+after)); i >= 0 {
+			b = b[i+1:]
+		}
+	}
+	return tail(b, n)
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/artifactstate/artifactstate/internal/localcassandra"
 )
 
 // procSpec says how to run one process of the cluster.
@@ -127,29 +128,4 @@ func waitGone(ctx context.Context, pid int, d time.Duration) bool {
 
 // logTail returns the last n lines of a log file written since the last
 // start of its process (launch marks each start), for error messages.
-func logTail(path string, n int) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Sprintf("(no log: %v)", err)
-	}
-	defer f.Close()
-	const maxTail = 32 << 10
-	if fi, err := f.Stat(); err == nil && fi.Size() > maxTail {
-		if _, err := f.Seek(-maxTail, io.SeekEnd); err != nil {
-			return fmt.Sprintf("(read log: %v)", err)
-		}
-	}
-	b, err := io.ReadAll(f)
-	if err != nil {
-		return fmt.Sprintf("(read log: %v)", err)
-	}
-	text := string(b)
-	if i := strings.LastIndex(text, "\n=== "); i >= 0 {
-		text = text[i+1:]
-	}
-	lines := strings.Split(strings.TrimRight(text, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
+func logTail(path string, n int) string { return localcassandra.LogTail(path, 32<<10, n, "=== ") }
