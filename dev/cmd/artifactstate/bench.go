@@ -25,7 +25,9 @@ func newBenchCommand() *cobra.Command {
 		Short: "Measure the design on an embedded Temporal: raw SDK ceiling vs the API, new and hot pairs, worker memory per entity, evicted-query cost",
 		Long: `Starts an embedded Temporal server, a worker and the API in this process and measures,
 at one concurrency: raw SDK SignalWithStart and QueryWorkflow loops against API writes,
-strong reads and (with --cassandra-hosts) eventual reads; new pairs written then read at once
+strong reads and (with --cassandra-hosts) eventual reads; a 50/50 mix of raw updates and
+queries on random pairs (the design's ceiling) against the same mix through the API; new pairs
+written then read at once
 (--new-pairs, --new-pairs-concurrency: failed reads and wrong answers counted); one hot pair
 under --hot-readers readers and --hot-writers writers for --duration (its history checked for
 linearizability); then the cost of a query to an evicted entity by history length, and the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"runtime"
 	"slices"
 	"sync"
@@ -39,6 +40,9 @@ type Results struct {
 		APIWriteToRawUpdate  float64 `json:"apiWriteToRawUpdateWithStart"`
 		StrongReadToRawQuery float64 `json:"strongReadToRawQuery"`
 		EventualToStrongRead float64 `json:"eventualToStrongRead,omitempty"`
+		// APIMixToRawMix compares the API's 50/50 mix with the same mix of
+		// raw SDK updates and queries.
+		APIMixToRawMix float64 `json:"apiMixToRawMix"`
 	} `json:"ratios"`
 	NewPairs *NewPairs      `json:"newPairs,omitempty"`
 	HotPair  *HotPair       `json:"hotPair,omitempty"`
@@ -262,7 +266,40 @@ func (e *env) throughput(ctx context.Context, res *Results) error {
 	rawUWS2, apiWrite := e.rounds(ctx, "raw SDK UpdateWithStart (again)", rawUpdate, "API write (HTTP)", apiWriteOp)
 	e.quiesce(ctx, ents)
 	rawQuery, strong := e.rounds(ctx, "raw SDK QueryWorkflow", rawQueryOp, "API strong read (HTTP)", strongOp)
-	res.Phases = append(res.Phases, raw, rawUWS, rawUWS2, apiWrite, rawQuery, strong)
+	// The closed model's mix: half writes of a random command (many change
+	// nothing, as in the load generator's closed scenario), half strong
+	// reads, on random pairs. The raw side is the ceiling of the design on
+	// this machine: one update per write, one query per strong read, and
+	// nothing else (no HTTP, no API).
+	mixKind := []workflows.CommandKind{workflows.SetArtifactReadByUser, workflows.SetArtifactAddedToUserFeed, workflows.SetArtifactRemovedFromUserFeed}
+	rawMix := func(w int) loadtest.Op {
+		k := e.pair(rand.IntN(o.Pairs))
+		if rand.IntN(2) == 0 {
+			kind := mixKind[rand.IntN(len(mixKind))]
+			return loadtest.Op{Call: "update", Do: func(ctx context.Context) loadtest.Result {
+				_, err := ents.Apply(ctx, k, entities.Command{Kind: kind})
+				return loadtest.Result{Err: err, Write: true, Acked: err == nil}
+			}}
+		}
+		return loadtest.Op{Call: "query", Do: func(ctx context.Context) loadtest.Result {
+			v, err := e.client.QueryWorkflow(ctx, k.WorkflowID(), "", workflows.QueryGetAllStates)
+			if err == nil {
+				var s workflows.State
+				err = v.Get(&s)
+			}
+			return loadtest.Result{Err: err}
+		}}
+	}
+	apiMix := func(w int) loadtest.Op {
+		k := e.pair(rand.IntN(o.Pairs))
+		if rand.IntN(2) == 0 {
+			return api.WriteOp(mixKind[rand.IntN(len(mixKind))], k, w)
+		}
+		return api.AllStatesOp(k, true)
+	}
+	rawMixed, apiMixed := e.rounds(ctx, "raw SDK 50/50 update/query", rawMix, "API 50/50 write/strong (HTTP)", apiMix)
+	res.Phases = append(res.Phases, raw, rawUWS, rawUWS2, apiWrite, rawQuery, strong, rawMixed, apiMixed)
+	res.Ratios.APIMixToRawMix = apiMixed.Throughput / rawMixed.Throughput
 	res.Ratios.UpdateToSignal = rawUWS.Throughput / raw.Throughput
 	res.Ratios.APIWriteToRawUpdate = apiWrite.Throughput / rawUWS2.Throughput
 	res.Ratios.StrongReadToRawQuery = strong.Throughput / rawQuery.Throughput
@@ -274,8 +311,8 @@ func (e *env) throughput(ctx context.Context, res *Results) error {
 		res.Phases = append(res.Phases, eventual)
 		res.Ratios.EventualToStrongRead = eventual.Throughput / strong.Throughput
 	}
-	o.logf("ratios: update-with-start / signal-with-start %.2f, API write / raw update-with-start %.2f, strong read / raw query %.2f, eventual / strong %.2f",
-		res.Ratios.UpdateToSignal, res.Ratios.APIWriteToRawUpdate, res.Ratios.StrongReadToRawQuery, res.Ratios.EventualToStrongRead)
+	o.logf("ratios: update-with-start / signal-with-start %.2f, API write / raw update-with-start %.2f, strong read / raw query %.2f, eventual / strong %.2f, API mix / raw mix %.2f",
+		res.Ratios.UpdateToSignal, res.Ratios.APIWriteToRawUpdate, res.Ratios.StrongReadToRawQuery, res.Ratios.EventualToStrongRead, res.Ratios.APIMixToRawMix)
 	return nil
 }
 
