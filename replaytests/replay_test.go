@@ -67,6 +67,7 @@ func init() {
 	})),
 		"signalled-commands", "idempotent-retry-run1", "idempotent-retry-run2", "conditional-write",
 		"rejected-pause-continue-as-new-run1", "rejected-pause-continue-as-new-run2")
+	scenarios[4] = scenarios[3]
 }
 
 // TestCorpusHoldsEveryVersionAndPath guards the corpus itself: every file

@@ -59,6 +59,9 @@ func (e *Entity) Run(ctx workflow.Context, in EntityInput) error {
 	fieldTimes := workflow.GetVersion(ctx, ChangeFieldChangedAt, workflow.DefaultVersion, 1) >= 1
 	// History version 3: local projection with the projection clock.
 	v3 := workflow.GetVersion(ctx, ChangeLocalProjection, workflow.DefaultVersion, 1) >= 1
+	// History version 4: project a new life's first command even when it
+	// changes nothing.
+	v4 := v3 && workflow.GetVersion(ctx, ChangeProjectNewLife, workflow.DefaultVersion, 1) >= 1
 	changedAt := func() time.Time {
 		if fieldTimes {
 			return workflow.Now(ctx)
@@ -93,6 +96,15 @@ func (e *Entity) Run(ctx workflow.Context, in EntityInput) error {
 		p.progress.ChangedAt = workflow.Now(ctx)
 		project()
 	}
+	// unchanged runs after commands that changed nothing: the first one of
+	// an entity that never projected still writes its (zero) state, which
+	// replaces the rows of an earlier life of the pair (v4).
+	unchanged := func() {
+		if v4 && p.neverProjected() && !p.force {
+			p.force = true
+			project()
+		}
+	}
 
 	// Updates: validated first (a rejected update leaves no trace in
 	// history), then applied at once; the main loop below then checks the
@@ -107,6 +119,8 @@ func (e *Entity) Run(ctx workflow.Context, in EntityInput) error {
 			}
 			if apply(req.Kind) {
 				stateChanged()
+			} else {
+				unchanged()
 			}
 			res := CommandResult{State: s}
 			keys.Remember(IdempotencyRecord{Key: req.IdempotencyKey, Kind: req.Kind, Result: res, At: now})
@@ -134,7 +148,7 @@ func (e *Entity) Run(ctx workflow.Context, in EntityInput) error {
 		// decoded every signal of a task into one value (a signal without a
 		// kind repeated the previous one); they replay as they ran.
 		var cmd Command
-		changed := false
+		changed, received := false, false
 		for {
 			if v3 {
 				cmd = Command{}
@@ -142,10 +156,13 @@ func (e *Entity) Run(ctx workflow.Context, in EntityInput) error {
 			if !commands.ReceiveAsync(&cmd) {
 				break
 			}
+			received = true
 			changed = apply(cmd.Kind) || changed
 		}
 		if changed {
 			stateChanged()
+		} else if received {
+			unchanged()
 		}
 		if !continueAsNewDue(ctx, opts.MaxHistoryEvents) {
 			continue

@@ -279,3 +279,52 @@ func TestVersion2PausedRunWaitsForACommand(t *testing.T) {
 	next := h.finish(input, SetArtifactAddedToUserFeed)
 	require.Equal(t, uint64(2), next.State.Version)
 }
+
+// A new entity's first command projects its state even when it changes
+// nothing, so that a pair starting again from zero replaces the rows of its
+// earlier life (the activity reads the row and deletes what is set there);
+// later unchanged commands project nothing, changes project as before.
+func TestNewLifeProjectsItsFirstCommandEvenUnchanged(t *testing.T) {
+	t.Parallel()
+	rm := &memoryReadModel{}
+	h := newHarness(t, projectOpts).withReadModel(rm)
+	h.update(nil, CommandRequest{Kind: SetArtifactRemovedFromUserFeed})
+	h.at(func() {
+		require.Equal(t, []uint64{0}, rm.versions(), "the zero state is projected once")
+		require.Nil(t, rm.last().Previous, "with the row unknown, so that the activity reads it")
+		_, local := rm.counts()
+		require.Equal(t, []bool{true}, local)
+	})
+	h.update(nil, CommandRequest{Kind: SetArtifactRemovedFromUserFeed})
+	h.signal(SetArtifactRemovedFromUserFeed)
+	h.at(func() { require.Equal(t, []uint64{0}, rm.versions(), "only once") })
+	h.update(nil, CommandRequest{Kind: SetArtifactAddedToUserFeed})
+	h.at(func() { require.Equal(t, []uint64{0, 1}, rm.versions()) })
+	next := h.finish(input, SetArtifactAddedToUserFeed)
+	require.Equal(t, uint64(1), next.Projection.Version)
+	require.NotZero(t, next.Projection.Timestamp, "the next run knows it projected")
+}
+
+// A signalled command that changes nothing projects a new life too.
+func TestNewLifeProjectsAnUnchangedSignal(t *testing.T) {
+	t.Parallel()
+	rm := &memoryReadModel{}
+	h := newHarness(t, projectOpts).withReadModel(rm)
+	h.signal(SetArtifactRemovedFromUserFeed)
+	h.at(func() { require.Equal(t, []uint64{0}, rm.versions()) })
+	h.finish(input, SetArtifactReadByUser)
+}
+
+// Runs of history version 3 project only changes: their replays must not
+// change.
+func TestVersion3ProjectsOnlyChanges(t *testing.T) {
+	t.Parallel()
+	rm := &memoryReadModel{}
+	h := newHarness(t, projectOpts).withReadModel(rm)
+	h.env.OnGetVersion(ChangeProjectNewLife, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+	h.update(nil, CommandRequest{Kind: SetArtifactRemovedFromUserFeed})
+	h.at(func() { require.Empty(t, rm.versions()) })
+	h.update(nil, CommandRequest{Kind: SetArtifactAddedToUserFeed})
+	h.at(func() { require.Equal(t, []uint64{1}, rm.versions()) })
+	h.finish(input, SetArtifactReadByUser)
+}

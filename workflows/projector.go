@@ -27,13 +27,16 @@ type projector struct {
 	// pauseEnded is set when a pause after a rejection ends, so the main
 	// loop checks the history budget even when no command arrives (v3).
 	pauseEnded bool
+	// force asks for one projection although the state is not ahead of what
+	// was written (ChangeProjectNewLife).
+	force bool
 }
 
 func (p *projector) run(ctx workflow.Context) {
 	logger := workflow.GetLogger(ctx)
 	for {
 		// The context is disconnected from cancellation: Await cannot fail.
-		_ = workflow.Await(ctx, func() bool { return p.state.Version > p.progress.Version })
+		_ = workflow.Await(ctx, func() bool { return p.state.Version > p.progress.Version || p.force })
 		in := p.input(ctx)
 		res, err := p.project(ctx, in)
 		if err != nil {
@@ -44,6 +47,7 @@ func (p *projector) run(ctx workflow.Context) {
 			p.pauseEnded = p.v3
 			continue
 		}
+		p.force = false
 		p.progress.Version = in.Version
 		if p.v3 {
 			p.progress.Timestamp = res.Timestamp
@@ -55,6 +59,13 @@ func (p *projector) run(ctx workflow.Context) {
 		}
 		logger.Debug("Projected", "Version", in.Version, "Lag", workflow.Now(ctx).Sub(in.ChangedAt))
 	}
+}
+
+// neverProjected reports whether the entity still has its zero state and
+// never wrote to the read model in any run: a new pair, or one that starts
+// again from zero beside the rows of an earlier life.
+func (p *projector) neverProjected() bool {
+	return p.state.Version == 0 && p.progress.Version == 0 && p.progress.Timestamp == 0
 }
 
 func (p *projector) input(ctx workflow.Context) projection.Input {

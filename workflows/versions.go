@@ -19,10 +19,18 @@ const (
 	// versions 1 and 2 keep projecting with a regular activity on the
 	// entity's queue, timestamped with the state version.
 	ChangeLocalProjection = "local-projection"
+
+	// ChangeProjectNewLife (history version 4): an entity whose state is
+	// still the zero state and that never projected (a new pair, or a pair
+	// that starts again from zero beside an older read model) projects at
+	// its first command even when the command changes nothing, so the rows
+	// of an earlier life of the pair are replaced. Runs of version 3 project
+	// only changes.
+	ChangeProjectNewLife = "project-new-life"
 )
 
 // HistoryVersion names the shape of the histories the current code writes:
 // 1 + the number of change IDs above. The replay corpus files are named
 // v<HistoryVersion>-<scenario>.json.gz, so the corpus keeps one set of
 // histories per version that ever shipped.
-const HistoryVersion = 3
+const HistoryVersion = 4

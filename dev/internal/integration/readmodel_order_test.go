@@ -62,17 +62,26 @@ func TestPairStartedAgainFromZeroReachesTheReadModel(t *testing.T) {
 		require.Equal(t, `{"success":true}`, first.post(t, "/artifactState/"+cmd, body).body)
 	}
 	first.waitForRow(t, "reborn", 1, pairJSON{ArtifactRead: true, ArtifactInUserFeed: true, Version: 4, Consistency: "eventual"})
+	other := pairBody(2, "reborn")
+	for _, cmd := range []string{"setArtifactReadByUser", "setArtifactAddedToUserFeed"} {
+		require.Equal(t, `{"success":true}`, first.post(t, "/artifactState/"+cmd, other).body)
+	}
+	first.waitForRow(t, "reborn", 2, pairJSON{ArtifactRead: true, ArtifactInUserFeed: true, Version: 2, Consistency: "eventual"})
 
 	second := stackOnKeyspace(t, cassandra) // a new life: version 0
 	require.Equal(t, `{"success":true}`, second.post(t, "/artifactState/setArtifactRemovedFromUserFeed", body).body)
 	require.Equal(t, `{"success":true}`, second.post(t, "/artifactState/setArtifactAddedToUserFeed", body).body)
 	second.waitForRow(t, "reborn", 1, pairJSON{ArtifactRead: false, ArtifactInUserFeed: true, Version: 1, Consistency: "eventual"})
+	// A new life whose only command changes nothing still replaces the
+	// earlier life's rows (history version 4).
+	require.Equal(t, `{"success":true}`, second.post(t, "/artifactState/setArtifactRemovedFromUserFeed", other).body)
+	second.waitForRow(t, "reborn", 2, pairJSON{ArtifactRead: false, ArtifactInUserFeed: false, Version: 0, Consistency: "eventual"})
 	read, err := second.listAll(t, "reborn", "read", 10)
 	require.NoError(t, err)
 	require.Empty(t, read, "the earlier life's read flag is gone from the user's read list")
 	feed, err := second.listAll(t, "reborn", "feed", 10)
 	require.NoError(t, err)
-	require.Equal(t, []int64{1}, feed)
+	require.Equal(t, []int64{1}, feed, "and the unchanged pair's feed entry too")
 }
 
 // Rows written by hand do not freeze a pair: an ordinary write (timestamp
