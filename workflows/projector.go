@@ -65,7 +65,9 @@ func (p *projector) run(ctx workflow.Context) {
 // never wrote to the read model in any run: a new pair, or one that starts
 // again from zero beside the rows of an earlier life.
 func (p *projector) neverProjected() bool {
-	return p.state.Version == 0 && p.progress.Version == 0 && p.progress.Timestamp == 0
+	// progress.Version never exceeds state.Version, so it is zero too; a
+	// zero projection clock means no run ever wrote the row.
+	return p.state.Version == 0 && p.progress.Timestamp == 0
 }
 
 func (p *projector) input(ctx workflow.Context) projection.Input {

@@ -233,19 +233,15 @@ func (e *env) throughput(ctx context.Context, res *Results) error {
 			return loadtest.Result{Err: err, Write: true, Acked: err == nil}
 		}}
 	}
-	rawUpdate := func(int) loadtest.Op {
-		k, kind := pick(0)
+	// updateOp and queryOp are the raw SDK calls: one update (as the API
+	// writes) and one query of a pair.
+	updateOp := func(k entityid.Key, kind workflows.CommandKind) loadtest.Op {
 		return loadtest.Op{Call: "update", Do: func(ctx context.Context) loadtest.Result {
 			_, err := ents.Apply(ctx, k, entities.Command{Kind: kind})
 			return loadtest.Result{Err: err, Write: true, Acked: err == nil}
 		}}
 	}
-	apiWriteOp := func(w int) loadtest.Op {
-		k, kind := pick(w)
-		return api.WriteOp(kind, k, w)
-	}
-	rawQueryOp := func(int) loadtest.Op {
-		k, _ := pick(0)
+	queryOp := func(k entityid.Key) loadtest.Op {
 		return loadtest.Op{Call: "query", Do: func(ctx context.Context) loadtest.Result {
 			v, err := e.client.QueryWorkflow(ctx, k.WorkflowID(), "", workflows.QueryGetAllStates)
 			if err == nil {
@@ -254,6 +250,15 @@ func (e *env) throughput(ctx context.Context, res *Results) error {
 			}
 			return loadtest.Result{Err: err}
 		}}
+	}
+	rawUpdate := func(int) loadtest.Op { return updateOp(pick(0)) }
+	apiWriteOp := func(w int) loadtest.Op {
+		k, kind := pick(w)
+		return api.WriteOp(kind, k, w)
+	}
+	rawQueryOp := func(int) loadtest.Op {
+		k, _ := pick(0)
+		return queryOp(k)
 	}
 	strongOp := func(int) loadtest.Op {
 		k, _ := pick(0)
@@ -272,23 +277,12 @@ func (e *env) throughput(ctx context.Context, res *Results) error {
 	// this machine: one update per write, one query per strong read, and
 	// nothing else (no HTTP, no API).
 	mixKind := []workflows.CommandKind{workflows.SetArtifactReadByUser, workflows.SetArtifactAddedToUserFeed, workflows.SetArtifactRemovedFromUserFeed}
-	rawMix := func(w int) loadtest.Op {
+	rawMix := func(int) loadtest.Op {
 		k := e.pair(rand.IntN(o.Pairs))
 		if rand.IntN(2) == 0 {
-			kind := mixKind[rand.IntN(len(mixKind))]
-			return loadtest.Op{Call: "update", Do: func(ctx context.Context) loadtest.Result {
-				_, err := ents.Apply(ctx, k, entities.Command{Kind: kind})
-				return loadtest.Result{Err: err, Write: true, Acked: err == nil}
-			}}
+			return updateOp(k, mixKind[rand.IntN(len(mixKind))])
 		}
-		return loadtest.Op{Call: "query", Do: func(ctx context.Context) loadtest.Result {
-			v, err := e.client.QueryWorkflow(ctx, k.WorkflowID(), "", workflows.QueryGetAllStates)
-			if err == nil {
-				var s workflows.State
-				err = v.Get(&s)
-			}
-			return loadtest.Result{Err: err}
-		}}
+		return queryOp(k)
 	}
 	apiMix := func(w int) loadtest.Op {
 		k := e.pair(rand.IntN(o.Pairs))
