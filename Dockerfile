@@ -16,11 +16,11 @@
 # With no argument the container runs `api` (CMD below); every deployment in
 # this repository names its role explicitly anyway.
 
-# Build stage: the Go toolchain the project pins (go.mod: go 1.26.8,
-# GOTOOLCHAIN=local), running `make build-prod`, the production half of the
+# Build stage: the Go toolchain the project pins (go.mod: go 1.27.3,
+# the image's own toolchain, GOTOOLCHAIN=local), running `make build-prod`, the production half of the
 # `make build` CI and developers use. deploy/dockerfile_test.go checks this RUN
 # line stays `make build-prod`.
-ARG GO_VERSION=1.26.8
+ARG GO_VERSION=1.27.3
 FROM golang:${GO_VERSION}-bookworm AS build
 ENV GOTOOLCHAIN=local \
     CGO_ENABLED=0

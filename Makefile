@@ -2,7 +2,7 @@
 #   make run   - the whole system locally (embedded Temporal + Web UI + worker + API)
 #   make test  - every test, starting what the tests need
 SHELL := /bin/bash
-export GOTOOLCHAIN := local
+export GOTOOLCHAIN := auto
 
 # Two binaries of one command line (internal/cli):
 #   bin/artifactstate-prod  the production binary, the image's: api, worker,

@@ -6,7 +6,7 @@
 // (internal/config) to validate every container's environment.
 module github.com/artifactstate/artifactstate/deploy
 
-go 1.26.8
+go 1.27.3
 
 require (
 	github.com/artifactstate/artifactstate v0.0.0

@@ -5,7 +5,7 @@
 // product module beside it. The product module (../go.mod) links no server.
 module github.com/artifactstate/artifactstate/dev
 
-go 1.26.8
+go 1.27.3
 
 require (
 	github.com/apache/cassandra-gocql-driver/v2 v2.1.2

@@ -2,7 +2,7 @@
 // their dependencies never move the service's.
 module github.com/artifactstate/artifactstate/tools
 
-go 1.26.8
+go 1.27.3
 
 tool (
 	github.com/bufbuild/buf/cmd/buf

@@ -3,4 +3,4 @@
 // deployment tests' modules.
 module github.com/artifactstate/artifactstate/deploy/compose/healthprobe
 
-go 1.26.8
+go 1.27.3
