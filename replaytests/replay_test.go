@@ -68,6 +68,9 @@ func init() {
 		"signalled-commands", "idempotent-retry-run1", "idempotent-retry-run2", "conditional-write",
 		"rejected-pause-continue-as-new-run1", "rejected-pause-continue-as-new-run2")
 	scenarios[4] = scenarios[3]
+	scenarios[5] = append(slices.Clone(scenarios[4]),
+		"forced-projection-carried-run1", "forced-projection-carried-run2", "upgrade-requested-run1", "upgrade-requested-run2",
+		"unversioned-all-commands", "unversioned-continue-as-new-run1", "unversioned-continue-as-new-run2")
 }
 
 // TestCorpusHoldsEveryVersionAndPath guards the corpus itself: every file
@@ -159,5 +162,37 @@ func TestEncryptedCorpusReplays(t *testing.T) {
 				t.Errorf("%s replayed without the keys: its payloads are not encrypted", file)
 			}
 		})
+	}
+}
+
+// TestVersionedRunsRecordNoVersionMarkers pins what history version 5 saves
+// per run: a run of a versioned worker records its history version in its
+// options and no version marker (each marker is two events and a visibility
+// update), while a run of an unversioned worker records the markers of
+// version 4, which a version-4 build in the same rolling deploy replays.
+func TestVersionedRunsRecordNoVersionMarkers(t *testing.T) {
+	t.Parallel()
+	files, err := filepath.Glob(filepath.Join("testdata", "v5-*.json.gz"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no version-5 histories (%v)", err)
+	}
+	for _, file := range files {
+		h, err := histories.Load(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		markers := 0
+		for _, ev := range h.GetEvents() {
+			if ev.GetMarkerRecordedEventAttributes().GetMarkerName() == "Version" {
+				markers++
+			}
+		}
+		unversioned := strings.Contains(file, "unversioned")
+		switch {
+		case unversioned && markers != 3:
+			t.Errorf("%s: %d version markers, want version 4's 3", file, markers)
+		case !unversioned && markers != 0:
+			t.Errorf("%s: %d version markers, want none", file, markers)
+		}
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/artifactstate/artifactstate/internal/metrics"
 	"github.com/artifactstate/artifactstate/internal/projection"
 	"github.com/artifactstate/artifactstate/internal/readmodel"
+	"github.com/artifactstate/artifactstate/internal/release"
 	"github.com/artifactstate/artifactstate/workflows"
 )
 
@@ -59,6 +60,7 @@ func WorkflowOptions(cfg config.Config) workflows.Options {
 type Worker struct {
 	entities   sdkworker.Worker
 	projection sdkworker.Worker // nil without a read model
+	versioning config.Versioning
 }
 
 // New returns a worker (not started) polling cfg.Temporal.TaskQueue;
@@ -69,7 +71,15 @@ func New(c client.Client, cfg config.Config, p *activities.Projection) *Worker {
 	sdkworker.SetStickyWorkflowCacheSize(cfg.Worker.StickyCacheSize)
 	opts := WorkflowOptions(cfg)
 	opts.Project = p != nil
-	w := &Worker{entities: sdkworker.New(c, cfg.Temporal.TaskQueue, entityOptions(cfg.Worker))}
+	deployment := deploymentOptions(cfg.Worker.Versioning)
+	if deployment.UseVersioning {
+		// Pinned runs never change build: they record their history version
+		// instead of a version marker per change.
+		opts.HistoryVersion = workflows.HistoryVersion
+	}
+	entityOpts := entityOptions(cfg.Worker)
+	entityOpts.DeploymentOptions = deployment
+	w := &Worker{entities: sdkworker.New(c, cfg.Temporal.TaskQueue, entityOpts), versioning: cfg.Worker.Versioning}
 	RegisterWorkflows(w.entities, opts)
 	if p == nil {
 		return w
@@ -82,6 +92,10 @@ func New(c client.Client, cfg config.Config, p *activities.Projection) *Worker {
 		ActivityTaskPollerBehavior:         pollers(cfg.Worker, cfg.Worker.ActivityTaskPollers),
 		WorkerStopTimeout:                  cfg.Worker.StopTimeout,
 		DisableWorkflowWorker:              true,
+		// The same version as the entities' queue: a pinned run's
+		// projections run on its own build, and promoting a version checks
+		// that it polls every queue the current one polls.
+		DeploymentOptions: deployment,
 	})
 	RegisterProjection(w.projection, p)
 	return w
@@ -96,6 +110,19 @@ func entityOptions(cfg config.Worker) sdkworker.Options {
 		MaxConcurrentLocalActivityExecutionSize: cfg.MaxConcurrentActivities,
 		StickyScheduleToStartTimeout:            cfg.StickyScheduleToStartTimeout,
 		WorkerStopTimeout:                       cfg.StopTimeout,
+	}
+}
+
+// deploymentOptions make the worker a version of its Worker Deployment, its
+// entity runs pinned (see config.Versioning).
+func deploymentOptions(v config.Versioning) sdkworker.DeploymentOptions {
+	if !v.Enabled {
+		return sdkworker.DeploymentOptions{}
+	}
+	return sdkworker.DeploymentOptions{
+		UseVersioning:             true,
+		Version:                   sdkworker.WorkerDeploymentVersion{DeploymentName: v.DeploymentName, BuildID: v.BuildID},
+		DefaultVersioningBehavior: workflow.VersioningBehaviorPinned,
 	}
 }
 
@@ -145,14 +172,29 @@ var Module = fx.Module("worker",
 		},
 		New,
 	),
-	fx.Invoke(func(lc fx.Lifecycle, w *Worker, cfg config.Config, logger *slog.Logger) {
+	fx.Invoke(func(lc fx.Lifecycle, w *Worker, c client.Client, cfg config.Config, logger *slog.Logger) {
 		lc.Append(fx.Hook{
-			OnStart: func(context.Context) error {
+			OnStart: func(ctx context.Context) error {
 				if err := w.Start(); err != nil {
 					return fmt.Errorf("start worker on task queue %q at %s: %w", cfg.Temporal.TaskQueue, cfg.Temporal.Address, err)
 				}
+				v := cfg.Worker.Versioning
 				logger.Info("Worker polling", "taskQueue", cfg.Temporal.TaskQueue, "namespace", cfg.Temporal.Namespace,
-					"temporal", cfg.Temporal.Address, "projection", w.projection != nil)
+					"temporal", cfg.Temporal.Address, "projection", w.projection != nil,
+					"versioned", v.Enabled, "deployment", v.DeploymentName, "buildId", v.BuildID)
+				if !v.Enabled {
+					return nil
+				}
+				// Promote once the pollers have registered the version: the
+				// server refuses a version no worker polled.
+				promoted, err := release.New(c, v.DeploymentName, logger).Promote(ctx, v.BuildID, v.Promote)
+				if err != nil {
+					w.Stop()
+					return fmt.Errorf("worker.versioning.promote=%s: %w", v.Promote, err)
+				}
+				if promoted {
+					logger.Info("This build is now the deployment's current version", "deployment", v.DeploymentName, "buildId", v.BuildID)
+				}
 				return nil
 			},
 			OnStop: func(context.Context) error {

@@ -20,10 +20,19 @@ type Options struct {
 	// this many events, before the server suggests it (at about 4096 events
 	// or 4 MiB). Zero leaves the decision to the server alone.
 	MaxHistoryEvents int `json:"maxHistoryEvents"`
-	// Project writes every state change to the read model. It is re-read at
-	// each change (recorded when it flips), so enabling the read model
-	// reaches idle entities at their next write.
+	// Project writes every state change to the read model. A run reads it
+	// when it first has something to project and records it then (a
+	// mutable side effect): a run that started projecting keeps projecting,
+	// and one that found it off reads it again at its next change, so
+	// enabling the read model reaches idle entities at their next write.
 	Project bool `json:"-"`
+	// HistoryVersion, when set, is recorded in every run this worker starts
+	// and decides the run's behaviour without a version marker: the worker
+	// is versioned (Worker Versioning, pinned runs), so a run is executed by
+	// one build for its whole life and replayed only by the same or newer
+	// code (see historyVersion). Zero (an unversioned worker): the run
+	// decides with workflow.GetVersion as history versions 1 to 4 did.
+	HistoryVersion int `json:"historyVersion,omitempty"`
 	// Projection tunes how the projection runs.
 	Projection projection.Options `json:"projection"`
 }
@@ -55,26 +64,28 @@ func (e *Entity) Run(ctx workflow.Context, in EntityInput) error {
 	if err := registerQueries(ctx, &s); err != nil {
 		return err
 	}
-	// History version 2: record when each flag changes.
-	fieldTimes := workflow.GetVersion(ctx, ChangeFieldChangedAt, workflow.DefaultVersion, 1) >= 1
-	// History version 3: local projection with the projection clock.
-	v3 := workflow.GetVersion(ctx, ChangeLocalProjection, workflow.DefaultVersion, 1) >= 1
-	// History version 4: project a new life's first command even when it
-	// changes nothing.
-	v4 := v3 && workflow.GetVersion(ctx, ChangeProjectNewLife, workflow.DefaultVersion, 1) >= 1
+	// The options are recorded first: a run recorded by a versioned worker
+	// carries its history version in them. (Runs of versions 1 to 4 recorded
+	// them after their version markers; replay reads markers and side
+	// effects from history whatever the order, and a version marker is no
+	// command to match, so the order changes nothing for them.)
+	opts := e.recordOptions(ctx)
+	rv := decideVersion(ctx, opts)
+	fieldTimes, v3, v4, v5 := rv.fieldTimes, rv.v3, rv.v4, rv.v5
 	changedAt := func() time.Time {
 		if fieldTimes {
 			return workflow.Now(ctx)
 		}
 		return time.Time{}
 	}
-	opts := e.recordOptions(ctx)
 	if v3 {
-		if err := upsertHistoryVersion(ctx); err != nil {
+		if err := upsertHistoryVersion(ctx, rv.historyVersion); err != nil {
 			return err
 		}
 	}
 	p := &projector{key: in, state: &s, progress: in.Projection, opts: opts.Projection, v3: v3}
+	// A forced projection the previous run did not finish is carried (v5).
+	p.force, p.progress.Forced = v5 && in.Projection.Forced, false
 	if p.progress.ChangedAt.IsZero() {
 		p.progress.ChangedAt = workflow.Now(ctx)
 	}
@@ -85,7 +96,7 @@ func (e *Entity) Run(ctx workflow.Context, in EntityInput) error {
 			workflow.Go(ctx, p.run)
 		}
 	}
-	if s.Version > p.progress.Version {
+	if s.Version > p.progress.Version || p.force {
 		project() // the previous run ended before its last projection
 	}
 	metrics := workflow.GetMetricsHandler(ctx)
@@ -113,17 +124,18 @@ func (e *Entity) Run(ctx workflow.Context, in EntityInput) error {
 	updated := false
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, CommandUpdateName,
 		func(ctx workflow.Context, req CommandRequest) (CommandResult, error) {
-			now := workflow.Now(ctx)
-			if rec, ok := keys.Lookup(req.IdempotencyKey, now); ok {
-				return rec.Result, nil
-			}
-			if apply(req.Kind) {
+			res, repeated, changed := applyRequest(&s, &keys, req, workflow.Now(ctx), apply)
+			switch {
+			case repeated:
+				// A retry answered from the records; its update events
+				// still count toward the history budget (v5).
+				updated = updated || v5
+				return res, nil
+			case changed:
 				stateChanged()
-			} else {
+			default:
 				unchanged()
 			}
-			res := CommandResult{State: s}
-			keys.Remember(IdempotencyRecord{Key: req.IdempotencyKey, Kind: req.Kind, Result: res, At: now})
 			updated = true
 			return res, nil
 		},
@@ -135,10 +147,22 @@ func (e *Entity) Run(ctx workflow.Context, in EntityInput) error {
 	}
 
 	commands := workflow.GetSignalChannel(ctx, CommandSignalName)
+	upgrades := workflow.GetSignalChannel(ctx, UpgradeSignalName)
 	for {
 		// The context is disconnected from cancellation: Await cannot fail.
-		_ = workflow.Await(ctx, func() bool { return commands.Len() > 0 || updated || p.pauseEnded })
+		_ = workflow.Await(ctx, func() bool {
+			return commands.Len() > 0 || updated || p.pauseEnded || upgrades.Len() > 0
+		})
 		updated, p.pauseEnded = false, false
+		upgrade := false
+		for {
+			var req UpgradeRequest
+			if !upgrades.ReceiveAsync(&req) {
+				break
+			}
+			logger.Info("Upgrade requested: continuing as new", "Reason", req.Reason)
+			upgrade = true
+		}
 		if !cancellationLogged && cancellation.Err() != nil {
 			logger.Warn("Ignoring cancellation request: entity workflows run until terminated")
 			cancellationLogged = true
@@ -164,7 +188,7 @@ func (e *Entity) Run(ctx workflow.Context, in EntityInput) error {
 		} else if received {
 			unchanged()
 		}
-		if !continueAsNewDue(ctx, opts.MaxHistoryEvents) {
+		if !upgrade && !continueAsNewDue(ctx, opts.MaxHistoryEvents) {
 			continue
 		}
 		// Update handlers return at once, but an update accepted in this
@@ -180,32 +204,128 @@ func (e *Entity) Run(ctx workflow.Context, in EntityInput) error {
 		logger.Info("Continuing as new",
 			"HistoryLength", info.GetCurrentHistoryLength(),
 			"Suggested", info.GetContinueAsNewSuggested(),
+			"NewTargetVersion", info.GetTargetWorkerDeploymentVersionChanged(), "UpgradeRequested", upgrade,
 			"Run", s.Run, "Version", s.Version, "CommandsApplied", s.CommandsApplied,
 			"ProjectedVersion", p.progress.Version)
 		metrics.Counter(MetricContinueAsNew).Inc(1)
-		return workflow.NewContinueAsNewError(ctx, EntityWorkflowName, EntityInput{
-			UserID:      in.UserID,
-			ArtifactID:  in.ArtifactID,
-			State:       s,
-			Projection:  p.progress,
-			Idempotency: keys,
-		})
+		progress := p.progress
+		progress.Forced = v5 && p.force
+		// The next run starts on the deployment's current version (Worker
+		// Versioning; an unversioned run ignores it): a pinned entity moves
+		// to new code only here, never by replaying on another build.
+		return workflow.NewContinueAsNewErrorWithOptions(ctx,
+			workflow.ContinueAsNewErrorOptions{InitialVersioningBehavior: workflow.ContinueAsNewVersioningBehaviorAutoUpgrade},
+			EntityWorkflowName, EntityInput{
+				UserID:      in.UserID,
+				ArtifactID:  in.ArtifactID,
+				State:       s,
+				Projection:  progress,
+				Idempotency: keys,
+			})
 	}
 }
 
-// upsertHistoryVersion records this code's HistoryVersion in the run's
-// search attributes when the run carries an older one (it continued as new
-// from a run of older code). A run started without the attribute (search
-// attributes off, or not registered) is left without.
-func upsertHistoryVersion(ctx workflow.Context) error {
-	v, ok := workflow.GetTypedSearchAttributes(ctx).GetInt64(SearchAttributeHistoryVersion)
-	if !ok || v == HistoryVersion {
-		return nil
+// runVersion is what a run decided at its start and keeps for its whole
+// life: its history version and the changes it takes.
+type runVersion struct {
+	historyVersion int
+	fieldTimes     bool // ChangeFieldChangedAt (version 2)
+	v3             bool // ChangeLocalProjection
+	v4             bool // ChangeProjectNewLife
+	v5             bool // version 5 (recorded in the options)
+}
+
+// decideVersion reads the run's version from its history only, never from a
+// constant compared at replay: the history version recorded in its options
+// (a versioned worker started it: every change up to it applies), or else
+// the GetVersion markers that the code that started it recorded (versions 1
+// to 4, decided change by change as that code did). A new run of an
+// unversioned worker records the markers of version 4 and behaves as
+// version 4, so an unversioned fleet in a rolling deploy replays it on the
+// previous build too.
+func decideVersion(ctx workflow.Context, opts Options) runVersion {
+	if v := opts.HistoryVersion; v > 0 {
+		if v > HistoryVersion {
+			// A newer build started this run and only such a build can run
+			// it: fail the workflow task (retried), never the entity.
+			panic(fmt.Sprintf("run recorded by history version %d: this code knows up to %d", v, HistoryVersion))
+		}
+		return recordedVersion(v)
 	}
-	if err := workflow.UpsertTypedSearchAttributes(ctx, SearchAttributeHistoryVersion.ValueSet(HistoryVersion)); err != nil {
+	fieldTimes := workflow.GetVersion(ctx, ChangeFieldChangedAt, workflow.DefaultVersion, 1) >= 1
+	v3 := workflow.GetVersion(ctx, ChangeLocalProjection, workflow.DefaultVersion, 1) >= 1
+	v4 := v3 && workflow.GetVersion(ctx, ChangeProjectNewLife, workflow.DefaultVersion, 1) >= 1
+	return markedVersion(fieldTimes, v3, v4)
+}
+
+// recordedVersion is the version of a run that recorded history version v.
+func recordedVersion(v int) runVersion {
+	return runVersion{historyVersion: v, fieldTimes: v >= 2, v3: v >= 3, v4: v >= 4, v5: v >= 5}
+}
+
+// markedVersion is the version of a run whose GetVersion markers took the
+// given changes.
+func markedVersion(fieldTimes, v3, v4 bool) runVersion {
+	rv := runVersion{historyVersion: 1, fieldTimes: fieldTimes, v3: v3, v4: v4}
+	switch {
+	case v4:
+		rv.historyVersion = 4
+	case v3:
+		rv.historyVersion = 3
+	case fieldTimes:
+		rv.historyVersion = 2
+	}
+	return rv
+}
+
+// upsertHistoryVersion keeps SearchAttributeHistoryVersion as the code of
+// each history version did, which is a function of the run's history: its
+// start attributes (the attribute the API stamped, or the value carried by
+// a continue-as-new) and its history version hv. Versions 3 and 4 set the
+// attribute to their own version when the run carried another one, and so
+// does a run of versions 3 and 4 replayed here. From version 5 the
+// attribute is no longer kept (the API stopped stamping it; Worker
+// Versioning's TemporalWorkerDeploymentVersion tells which build runs an
+// entity): a run that carries it removes it, unless it carries 4, which a
+// version-4 build replaying it would leave alone.
+func upsertHistoryVersion(ctx workflow.Context, hv int) error {
+	carried, ok := workflow.GetTypedSearchAttributes(ctx).GetInt64(SearchAttributeHistoryVersion)
+	var update temporal.SearchAttributeUpdate
+	switch historyVersionUpdate(carried, ok, hv) {
+	case attributeKept:
+		return nil
+	case attributeSet:
+		update = SearchAttributeHistoryVersion.ValueSet(int64(hv))
+	case attributeRemoved:
+		update = SearchAttributeHistoryVersion.ValueUnset()
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, update); err != nil {
 		return fmt.Errorf("upsert %s: %w", SearchAttributeHistoryVersion.GetName(), err)
 	}
 	return nil
+}
+
+// attributeChange is what a run does to SearchAttributeHistoryVersion.
+type attributeChange int
+
+const (
+	attributeKept    attributeChange = iota
+	attributeSet                     // to the run's history version
+	attributeRemoved                 // unset
+)
+
+// historyVersionUpdate is upsertHistoryVersion's decision for a run of
+// history version hv that carries the attribute (ok) with value carried.
+func historyVersionUpdate(carried int64, ok bool, hv int) attributeChange {
+	switch {
+	case !ok:
+		return attributeKept
+	case hv <= 4 && carried != int64(hv):
+		return attributeSet
+	case hv > 4 && carried != 4:
+		return attributeRemoved
+	}
+	return attributeKept
 }
 
 // validate accepts or rejects an update before it enters history.
@@ -266,9 +386,14 @@ func applyLogged(logger interface{ Error(string, ...any) }, metrics client.Metri
 	return changed
 }
 
+// continueAsNewDue reports whether the run should hand over to a new run:
+// its history is due (the server suggests it, or the budget is reached), or
+// the deployment has a new current version for this pinned run (Worker
+// Versioning), which the next run starts on.
 func continueAsNewDue(ctx workflow.Context, budget int) bool {
 	info := workflow.GetInfo(ctx)
-	return info.GetContinueAsNewSuggested() || budget > 0 && info.GetCurrentHistoryLength() >= budget
+	return info.GetContinueAsNewSuggested() || budget > 0 && info.GetCurrentHistoryLength() >= budget ||
+		info.GetTargetWorkerDeploymentVersionChanged()
 }
 
 func registerQueries(ctx workflow.Context, s *State) error {

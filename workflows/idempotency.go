@@ -52,3 +52,19 @@ func (rs *IdempotencyRecords) Remember(r IdempotencyRecord) {
 		*rs = slices.Delete(*rs, 0, extra)
 	}
 }
+
+// applyRequest applies req to s as the command update does, in the workflow
+// and in the fold of a closed run's history (Fold) alike: a request whose
+// idempotency key the entity remembers answers the recorded result and
+// applies nothing (repeated); any other is applied with apply, which
+// reports whether a flag changed, and remembered under its key.
+func applyRequest(s *State, keys *IdempotencyRecords, req CommandRequest, now time.Time,
+	apply func(CommandKind) bool) (res CommandResult, repeated, changed bool) {
+	if rec, ok := keys.Lookup(req.IdempotencyKey, now); ok {
+		return rec.Result, true, false
+	}
+	changed = apply(req.Kind)
+	res = CommandResult{State: *s}
+	keys.Remember(IdempotencyRecord{Key: req.IdempotencyKey, Kind: req.Kind, Result: res, At: now})
+	return res, false, changed
+}

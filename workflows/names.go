@@ -25,6 +25,13 @@ const (
 	// spread over several channels could be applied out of order.
 	CommandSignalName = "command"
 
+	// UpgradeSignalName asks an entity to continue as new at once (its
+	// payload is an UpgradeRequest), so that its next run starts on the
+	// deployment's current version: `artifactstate release upgrade` sends it
+	// to idle entities pinned to an older build (Worker Versioning). Older
+	// code leaves it unread, which records nothing.
+	UpgradeSignalName = "upgrade"
+
 	// QueryGetAllStates returns the whole State.
 	QueryGetAllStates = "getAllStates"
 	// QueryIsArtifactReadByUser returns State.ArtifactRead.
@@ -82,6 +89,12 @@ type Command struct {
 	Kind CommandKind `json:"kind"`
 }
 
+// UpgradeRequest is the payload of UpgradeSignalName.
+type UpgradeRequest struct {
+	// Reason is logged by the entity.
+	Reason string `json:"reason,omitempty"`
+}
+
 // CommandRequest is the input of CommandUpdateName.
 type CommandRequest struct {
 	Kind CommandKind `json:"kind"`
@@ -106,14 +119,17 @@ type CommandResult struct {
 // `temporal workflow list --query` and the Web UI find a user's entities and
 // the entities still on old code. They must be registered in the namespace
 // (`artifactstate migrate` does it; the dev server creates them); the API
-// sets them when it starts an entity unless temporal.searchAttributes is
-// off (user IDs are personal data).
+// sets the user and artifact IDs when it starts an entity unless
+// temporal.searchAttributes is off (user IDs are personal data).
 var (
 	// SearchAttributeUserID is the pair's user ID (Keyword).
 	SearchAttributeUserID = temporal.NewSearchAttributeKeyKeyword("ArtifactStateUserId")
 	// SearchAttributeArtifactID is the pair's artifact ID (Int).
 	SearchAttributeArtifactID = temporal.NewSearchAttributeKeyInt64("ArtifactStateArtifactId")
-	// SearchAttributeHistoryVersion is the HistoryVersion of the code that
-	// runs the entity's current run (Int).
+	// SearchAttributeHistoryVersion was the HistoryVersion of the code that
+	// ran the entity's current run (Int), stamped by the API of versions 3
+	// and 4 and kept by their runs; it stays registered for their
+	// histories. From version 5 nothing sets it and a run that carries a
+	// value other than 4 removes it (see upsertHistoryVersion).
 	SearchAttributeHistoryVersion = temporal.NewSearchAttributeKeyInt64("ArtifactStateHistoryVersion")
 )

@@ -97,6 +97,10 @@ type ProjectionProgress struct {
 	// write timestamp of its latest projection, in microseconds since the
 	// Unix epoch. The next projection writes above it.
 	Timestamp int64 `json:"timestamp,omitempty"`
+	// Forced is set when the run ended before a projection it owed although
+	// the state was not ahead (ChangeProjectNewLife's first projection of a
+	// new life): the next run makes it (history version 5).
+	Forced bool `json:"forced,omitempty"`
 }
 
 // nextTimestamp is the write timestamp of the next projection: above every

@@ -29,8 +29,21 @@ const (
 	ChangeProjectNewLife = "project-new-life"
 )
 
-// HistoryVersion names the shape of the histories the current code writes:
-// 1 + the number of change IDs above. The replay corpus files are named
-// v<HistoryVersion>-<scenario>.json.gz, so the corpus keeps one set of
-// histories per version that ever shipped.
-const HistoryVersion = 4
+// History version 5 has no change ID: from version 5 a versioned worker
+// (Worker Versioning, pinned runs) records the history version in the
+// options every run records at its start (Options.HistoryVersion), and the
+// run takes every change up to it without a version marker (two events and
+// a visibility update less per change per run). Version 5 itself: an
+// idempotent retry counts toward the history budget; a forced first
+// projection (ChangeProjectNewLife) the run did not finish is carried to
+// the next run (ProjectionProgress.Forced); SearchAttributeHistoryVersion is
+// no longer kept. Runs of unversioned workers record the markers of
+// version 4 and stay version 4, so an unversioned fleet mixing this build
+// and the previous one in a rolling deploy replays every run on either.
+// Every version continues as new when asked (UpgradeSignalName) or when the
+// deployment has a new current version for a pinned run.
+
+// HistoryVersion names the shape of the histories the current code writes.
+// The replay corpus files are named v<HistoryVersion>-<scenario>.json.gz, so
+// the corpus keeps one set of histories per version that ever shipped.
+const HistoryVersion = 5

@@ -5,7 +5,10 @@
 package cli
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -23,4 +26,27 @@ func Main(extra ...*cobra.Command) {
 		fmt.Fprintln(os.Stderr, "artifactstate:", err)
 		os.Exit(1)
 	}
+}
+
+// BuildID names this binary's build for Worker Versioning: the commit it was
+// built from, or, for a build without one (go build, go test), a digest of
+// the executable, so that two different builds never share a build ID.
+func BuildID() string {
+	if commit != "unknown" && commit != "" {
+		return commit
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return "unknown"
+	}
+	f, err := os.Open(exe)
+	if err != nil {
+		return "unknown"
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "unknown"
+	}
+	return "exe-" + hex.EncodeToString(h.Sum(nil))[:12]
 }

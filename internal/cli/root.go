@@ -41,7 +41,7 @@ Configuration: defaults < --config YAML file < ARTIFACTSTATE_* environment < fla
 		SilenceErrors: true,
 	}
 	root.AddCommand(newAPICommand(), newWorkerCommand(), newMigrateCommand(), newLoadtestCommand(),
-		newReplayCommand(), newStuckCommand(), &cobra.Command{
+		newReplayCommand(), newStuckCommand(), newReleaseCommand(), &cobra.Command{
 			Use:   "version",
 			Short: "Print the version and commit",
 			Args:  cobra.NoArgs,
@@ -147,6 +147,9 @@ func RunApp(cfg config.Config, logger *slog.Logger, modules ...fx.Option) error 
 	hostname, err := os.Hostname()
 	if err != nil {
 		hostname = "unknown-host"
+	}
+	if cfg.Worker.Versioning.BuildID == "" {
+		cfg.Worker.Versioning.BuildID = BuildID()
 	}
 	identity := cfg.Worker.Identity
 	if identity == "" {

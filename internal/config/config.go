@@ -259,7 +259,41 @@ type Worker struct {
 	// an operator (or failed) and starts them again from their last state,
 	// before the namespace's retention deletes that state; 0 turns it off.
 	ReconcileInterval time.Duration `yaml:"reconcileInterval" env:"RECONCILE_INTERVAL"`
+	// Versioning makes the worker a version of a Worker Deployment.
+	Versioning Versioning `yaml:"versioning" envPrefix:"VERSIONING_"`
 }
+
+// Versioning configures Worker Versioning (Temporal's Worker Deployments):
+// the worker polls as version BuildID of DeploymentName, every entity run is
+// pinned to the build that started it, new runs (new pairs, and every
+// continue-as-new) start on the deployment's current version, and an entity
+// moves to a new build only at a continue-as-new: no history is ever
+// replayed by a build older than the one that wrote it. See the README's
+// release runbook.
+type Versioning struct {
+	// Enabled turns Worker Versioning on. Off, the worker is unversioned:
+	// every worker of the task queue takes any entity, so a rolling deploy
+	// replays histories on both the old and the new build.
+	Enabled bool `yaml:"enabled" env:"ENABLED"`
+	// DeploymentName names the Worker Deployment (no '.' or ':').
+	DeploymentName string `yaml:"deploymentName" env:"DEPLOYMENT_NAME"`
+	// BuildID names this build within the deployment; empty means the
+	// binary's commit (the dev role: "dev", one build at a time).
+	BuildID string `yaml:"buildId" env:"BUILD_ID"`
+	// Promote says when the worker makes its own version current:
+	// ifNoCurrent (the deployment has none yet: its first versioned build,
+	// or an upgrade from unversioned workers), always (the dev role), or
+	// never (an operator, `artifactstate release promote`, or
+	// temporal-worker-controller does it).
+	Promote string `yaml:"promote" env:"PROMOTE"`
+}
+
+// Versioning promotion policies.
+const (
+	PromoteIfNoCurrent = "ifNoCurrent"
+	PromoteAlways      = "always"
+	PromoteNever       = "never"
+)
 
 // Cassandra configures the read model the projection writes and the list
 // endpoints read. With no hosts there is no read model: the worker does not
@@ -374,6 +408,11 @@ func Default() Config {
 			MaxConcurrentWorkflowTasks:   200,
 			MaxConcurrentActivities:      200,
 			StopTimeout:                  10 * time.Second,
+			Versioning: Versioning{
+				Enabled:        true,
+				DeploymentName: "artifactstate",
+				Promote:        PromoteIfNoCurrent,
+			},
 		},
 		Cassandra: Cassandra{
 			Keyspace:       "artifactstate",
@@ -616,6 +655,19 @@ func (c Config) Validate() error {
 		}
 	default:
 		bad("privacy.userIds", "must be raw, hash or drop, got %q", c.Privacy.UserIDs)
+	}
+	if v := c.Worker.Versioning; v.Enabled {
+		if v.DeploymentName == "" || strings.ContainsAny(v.DeploymentName, ".:") || strings.HasPrefix(v.DeploymentName, "__") {
+			bad("worker.versioning.deploymentName", "must be a non-empty name without '.' or ':', not starting with '__', got %q", v.DeploymentName)
+		}
+		if strings.HasPrefix(v.BuildID, "__") {
+			bad("worker.versioning.buildId", "must not start with '__', got %q", v.BuildID)
+		}
+		switch v.Promote {
+		case PromoteIfNoCurrent, PromoteAlways, PromoteNever:
+		default:
+			bad("worker.versioning.promote", "must be %s, %s or %s, got %q", PromoteIfNoCurrent, PromoteAlways, PromoteNever, v.Promote)
+		}
 	}
 	if c.Worker.ReconcileInterval < 0 {
 		bad("worker.reconcileInterval", "must be 0 (off) or a positive duration, got %v", c.Worker.ReconcileInterval)

@@ -3,8 +3,6 @@ package entities
 import (
 	"context"
 	"fmt"
-	"slices"
-	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
@@ -13,13 +11,8 @@ import (
 	"github.com/artifactstate/artifactstate/workflows"
 )
 
-// lastRun folds the latest run's history into the input its next run
-// needs: its input state, then every command in history order, as the
-// workflow applies them (signalled commands, and updates it accepted with
-// their idempotency keys). It includes signals the run accepted but never
-// processed (closed right after them). Runs that record when flags change (a
-// version marker in their history) get each change stamped with its event's
-// time, close to the workflow's own.
+// lastRun fetches the latest run's history and folds it into the input its
+// next run needs (workflows.Fold).
 func (c *Client) lastRun(ctx context.Context, key entityid.Key) (workflows.EntityInput, error) {
 	var events []*historypb.HistoryEvent
 	it := c.temporal.GetWorkflowHistory(ctx, key.WorkflowID(), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
@@ -30,70 +23,9 @@ func (c *Client) lastRun(ctx context.Context, key entityid.Key) (workflows.Entit
 		}
 		events = append(events, ev)
 	}
-	return c.fold(key, events)
-}
-
-func (c *Client) fold(key entityid.Key, events []*historypb.HistoryEvent) (workflows.EntityInput, error) {
-	// The version marker follows the run's first commands in history, so
-	// look for it first. A run that completed no workflow task never decided
-	// its version: the current code would take the newest.
-	fieldTimes := slices.ContainsFunc(events, func(ev *historypb.HistoryEvent) bool {
-		return ev.GetMarkerRecordedEventAttributes().GetMarkerName() == versionMarker
-	}) || !slices.ContainsFunc(events, func(ev *historypb.HistoryEvent) bool {
-		return ev.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
-	})
-	dc := c.opts.DataConverter
-	var next workflows.EntityInput
-	var keys workflows.IdempotencyRecords
-	started := false
-	for _, ev := range events {
-		var at time.Time
-		if fieldTimes {
-			at = ev.GetEventTime().AsTime()
-		}
-		switch ev.GetEventType() {
-		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
-			var in workflows.EntityInput
-			if err := dc.FromPayloads(ev.GetWorkflowExecutionStartedEventAttributes().GetInput(), &in); err != nil {
-				return next, fmt.Errorf("decode the input of %s: %w", key, err)
-			}
-			next, started = in, true
-			next.State = workflows.StartState(in)
-			keys = in.Idempotency
-		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
-			attrs := ev.GetWorkflowExecutionSignaledEventAttributes()
-			if attrs.GetSignalName() != workflows.CommandSignalName {
-				continue
-			}
-			var cmd workflows.Command
-			if err := dc.FromPayloads(attrs.GetInput(), &cmd); err != nil {
-				continue // the workflow drops undecodable signals too
-			}
-			_, _ = next.State.Apply(cmd.Kind, at) // and skips unknown kinds
-		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
-			attrs := ev.GetWorkflowExecutionUpdateAcceptedEventAttributes().GetAcceptedRequest()
-			if attrs.GetInput().GetName() != workflows.CommandUpdateName {
-				continue
-			}
-			var req workflows.CommandRequest
-			if err := dc.FromPayloads(attrs.GetInput().GetArgs(), &req); err != nil {
-				return next, fmt.Errorf("decode update %s of %s: %w", attrs.GetMeta().GetUpdateId(), key, err)
-			}
-			now := ev.GetEventTime().AsTime()
-			if _, seen := keys.Lookup(req.IdempotencyKey, now); seen {
-				continue
-			}
-			_, _ = next.State.Apply(req.Kind, at)
-			keys.Remember(workflows.IdempotencyRecord{Key: req.IdempotencyKey, Kind: req.Kind,
-				Result: workflows.CommandResult{State: next.State}, At: now})
-		}
+	in, err := workflows.Fold(events, c.opts.DataConverter)
+	if err != nil {
+		return in, fmt.Errorf("fold the history of %s: %w", key, err)
 	}
-	if !started {
-		return next, fmt.Errorf("history of %s has no start event", key)
-	}
-	next.Idempotency = keys
-	return next, nil
+	return in, nil
 }
-
-// versionMarker is the marker workflow.GetVersion records.
-const versionMarker = "Version"

@@ -28,12 +28,15 @@ func Definitions() map[string]enumspb.IndexedValueType {
 	}
 }
 
-// ForPair are the search attributes an entity starts with.
+// ForPair are the search attributes an entity starts with. The history
+// version is not among them (history version 5 on): which code runs an
+// entity is decided by the worker that runs it, and Worker Versioning's
+// TemporalWorkerDeploymentVersion names that build (see
+// workflows.SearchAttributeHistoryVersion).
 func ForPair(key entityid.Key) temporal.SearchAttributes {
 	return temporal.NewSearchAttributes(
 		workflows.SearchAttributeUserID.ValueSet(key.UserID),
 		workflows.SearchAttributeArtifactID.ValueSet(key.ArtifactID),
-		workflows.SearchAttributeHistoryVersion.ValueSet(workflows.HistoryVersion),
 	)
 }
 

@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/spf13/cobra"
+	"go.uber.org/fx"
 
 	"github.com/artifactstate/artifactstate/dev/internal/devserver"
 	"github.com/artifactstate/artifactstate/internal/apiguard"
@@ -46,6 +47,8 @@ off in dev, so an exposed dev process lets anyone on the network use it.`,
 	s.BoolFlag(cmd.Flags(), "in-memory", "keep Temporal's data in memory only", func(c *config.Config, v bool) { c.Dev.InMemory = v })
 	s.BoolFlag(cmd.Flags(), "expose", "let the API, gRPC and admin listeners bind every interface (default: loopback only)",
 		func(c *config.Config, v bool) { c.Dev.Expose = v })
+	noWorker := cmd.Flags().Bool("no-worker", false,
+		"run no worker in this process (start `artifactstate worker` processes against its frontend instead)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		cfg, err := s.Load(cmd.Flags())
 		if err != nil {
@@ -57,6 +60,16 @@ off in dev, so an exposed dev process lets anyone on the network use it.`,
 		cfg.Temporal.TLS = config.TLS{}
 		cfg.Temporal.APIKey = ""
 		cfg.Temporal.Compression = "none" // loopback: compression only costs CPU
+		// One build at a time on this store: its entities are pinned to the
+		// build ID "dev", which every build of the dev role shares and
+		// makes current, so a new binary takes them over at their next
+		// task, as an unversioned rolling deploy would (the replay corpus
+		// guards that), and new runs record their history version instead
+		// of version markers.
+		if cfg.Worker.Versioning.BuildID == "" {
+			cfg.Worker.Versioning.BuildID = "dev"
+		}
+		cfg.Worker.Versioning.Promote = config.PromoteAlways
 		if !cfg.Dev.Expose {
 			cfg.API.ListenAddress = config.Loopback(cfg.API.ListenAddress)
 			cfg.Admin.ListenAddress = config.Loopback(cfg.Admin.ListenAddress)
@@ -86,9 +99,12 @@ off in dev, so an exposed dev process lets anyone on the network use it.`,
 			cfg.Admin.CodecCORSOrigins = append(cfg.Admin.CodecCORSOrigins,
 				"http://"+net.JoinHostPort(cfg.Dev.IP, strconv.Itoa(cfg.Dev.UIPort)))
 		}
-		return cli.RunApp(cfg, logger,
-			devserver.Module(opts), readmodel.MigrateModule, temporalclient.Module, searchattr.Module, readmodel.Module,
-			entities.Module, worker.Module, reconcile.Module, auth.Module, apiguard.Module, server.Module, grpcapi.Module, ops.Module)
+		modules := []fx.Option{devserver.Module(opts), readmodel.MigrateModule, temporalclient.Module, searchattr.Module, readmodel.Module,
+			entities.Module, auth.Module, apiguard.Module, server.Module, grpcapi.Module, ops.Module}
+		if !*noWorker {
+			modules = append(modules, worker.Module, reconcile.Module)
+		}
+		return cli.RunApp(cfg, logger, modules...)
 	}
 	return cmd
 }

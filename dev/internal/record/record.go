@@ -28,17 +28,24 @@ import (
 	"github.com/artifactstate/artifactstate/internal/histories"
 	"github.com/artifactstate/artifactstate/internal/payloadcrypt"
 	"github.com/artifactstate/artifactstate/internal/readmodel"
+	"github.com/artifactstate/artifactstate/internal/release"
 	"github.com/artifactstate/artifactstate/worker"
 	"github.com/artifactstate/artifactstate/workflows"
 )
 
 // Task queues of the recording, one per worker configuration.
 const (
-	queueMain    = "record-main"    // projection on, server-decided continue-as-new
-	queueBudget  = "record-budget"  // projection on, a budget of 100 events
-	queueNoProj  = "record-noproj"  // no read model
-	queueBatched = "record-batched" // its worker starts after the commands are queued
-	namespace    = "default"
+	queueMain        = "record-main"        // projection on, server-decided continue-as-new
+	queueBudget      = "record-budget"      // projection on, a budget of 100 events
+	queueNoProj      = "record-noproj"      // no read model
+	queueBatched     = "record-batched"     // its worker starts after the commands are queued
+	queueUnversioned = "record-unversioned" // an unversioned worker (no Worker Versioning), budget 100
+	namespace        = "default"
+	// The recording's workers are one build of the deployment, as a
+	// production fleet is (worker.versioning); the unversioned queue's
+	// worker is not part of it.
+	deploymentName = "artifactstate"
+	buildID        = "record"
 )
 
 // Run records every scenario into outDir as
@@ -90,12 +97,16 @@ func RunWith(ctx context.Context, outDir string, logger *slog.Logger, dc convert
 		{queueMain, 0, false},
 		{queueBudget, 100, false},
 		{queueNoProj, 0, true},
+		{queueUnversioned, 100, false},
 	} {
 		if err := r.startWorker(w.queue, w.budget, w.noProj); err != nil {
 			return nil, err
 		}
 	}
 	defer r.stopWorkers()
+	if err := release.New(c, deploymentName, logger).SetCurrent(ctx, buildID); err != nil {
+		return nil, err
+	}
 	for _, sc := range scenarios {
 		logger.Info("Recording", "scenario", sc.name)
 		if err := sc.run(ctx, r, sc.name); err != nil {
@@ -125,6 +136,8 @@ func (r *recorder) startWorker(queue string, maxHistoryEvents int, noProjection 
 	cfg.Cassandra.Projection.RetryInitialInterval = 100 * time.Millisecond
 	cfg.Cassandra.Projection.RetryMaxInterval = time.Second
 	cfg.Cassandra.Projection.RejectedPause = time.Second
+	cfg.Worker.Versioning = config.Versioning{Enabled: queue != queueUnversioned,
+		DeploymentName: deploymentName, BuildID: buildID, Promote: config.PromoteNever}
 	var p *activities.Projection
 	if !noProjection {
 		p = activities.NewProjection(r.writer, nil)
@@ -262,6 +275,7 @@ type plan struct {
 	unavailable int // attempts to fail with ErrUnavailable
 	rejections  int // attempts to fail with ErrRejected
 	written     uint64
+	writes      int
 }
 
 func (w *scriptedWriter) script(user string, p plan) {
@@ -294,7 +308,16 @@ func (w *scriptedWriter) Project(_ context.Context, proj readmodel.Projection) e
 		return readmodel.ErrUnavailable
 	}
 	p.written = max(p.written, row.Version)
+	p.writes++
 	return nil
+}
+
+// wrote reports whether the user's row was written at least once.
+func (w *scriptedWriter) wrote(user string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	p := w.plans[user]
+	return p != nil && p.writes > 0
 }
 
 func (w *scriptedWriter) writtenVersion(user string) uint64 {

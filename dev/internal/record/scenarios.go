@@ -55,6 +55,10 @@ var scenarios = []scenario{
 	{"idempotent-retry", idempotentRetry},
 	{"conditional-write", conditionalWrite},
 	{"rejected-pause-continue-as-new", rejectedPauseContinueAsNew},
+	{"forced-projection-carried", forcedProjectionCarried},
+	{"upgrade-requested", upgradeRequested},
+	{"unversioned-all-commands", commands(queueUnversioned, read, add, remove, add)},
+	{"unversioned-continue-as-new", unversionedContinueAsNew},
 }
 
 // neverWritten: an entity started (by hand) without any command.
@@ -301,4 +305,106 @@ func waitProjected(ctx context.Context, r *recorder, k entityid.Key) error {
 		}
 	}
 	return fmt.Errorf("%s: %w waiting for the projection", k, errTimeout)
+}
+
+// forcedProjectionCarried: a new life's first command changes nothing while
+// the read model is down, so its forced projection cannot finish before the
+// run's history is due; the next run makes it at its start (version 5).
+func forcedProjectionCarried(ctx context.Context, r *recorder, name string) error {
+	k := key(name)
+	r.writer.script(k.UserID, plan{unavailable: 1 << 20})
+	for {
+		if err := r.apply(ctx, queueBudget, k, remove); err != nil {
+			return err
+		}
+		st, err := r.entities(queueBudget).State(ctx, k)
+		if err != nil {
+			return err
+		}
+		if st.Run > 1 {
+			break
+		}
+	}
+	r.writer.script(k.UserID, plan{})
+	if err := waitWritten(ctx, r, k); err != nil {
+		return err
+	}
+	return r.saveChain(ctx, name, k)
+}
+
+// upgradeRequested: `artifactstate release upgrade` asks the entity to
+// continue as new at once (workflows.UpgradeSignalName).
+func upgradeRequested(ctx context.Context, r *recorder, name string) error {
+	k := key(name)
+	if err := r.apply(ctx, queueMain, k, read); err != nil {
+		return err
+	}
+	if err := r.c.SignalWorkflow(ctx, k.WorkflowID(), "", workflows.UpgradeSignalName, workflows.UpgradeRequest{Reason: "recording"}); err != nil {
+		return err
+	}
+	if err := waitRun(ctx, r, queueMain, k, 2); err != nil {
+		return err
+	}
+	if err := r.apply(ctx, queueMain, k, add); err != nil {
+		return err
+	}
+	return r.saveChain(ctx, name, k)
+}
+
+// unversionedContinueAsNew: a run chain of an unversioned worker (version 4
+// markers) under a 100-event budget.
+func unversionedContinueAsNew(ctx context.Context, r *recorder, name string) error {
+	k := key(name)
+	for i := 0; ; i++ {
+		if err := r.apply(ctx, queueUnversioned, k, []workflows.CommandKind{add, remove, read}[i%3]); err != nil {
+			return err
+		}
+		st, err := r.entities(queueUnversioned).State(ctx, k)
+		if err != nil {
+			return err
+		}
+		if st.Run > 1 {
+			break
+		}
+	}
+	if err := r.apply(ctx, queueUnversioned, k, add); err != nil {
+		return err
+	}
+	return r.saveChain(ctx, name, k)
+}
+
+// waitRun waits until the entity runs its run-th run.
+func waitRun(ctx context.Context, r *recorder, queue string, k entityid.Key, run uint64) error {
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		st, err := r.entities(queue).State(ctx, k)
+		if err != nil {
+			return err
+		}
+		if st.Run >= run {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("%s: %w waiting for run %d", k, errTimeout, run)
+}
+
+// waitWritten waits until the read model wrote the entity at least once.
+func waitWritten(ctx context.Context, r *recorder, k entityid.Key) error {
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		if r.writer.wrote(k.UserID) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("%s: %w waiting for the read model's first write", k, errTimeout)
 }
