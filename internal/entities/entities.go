@@ -224,9 +224,10 @@ func (c *Client) Ready(ctx context.Context) error {
 }
 
 // readState queries the entity. A pair with no workflow answers the zero
-// state without creating one. A closed entity whose last commands no
-// workflow task processed cannot be queried (the worker refuses to replay
-// it); its state is then folded from its history, as the re-creation does.
+// state without creating one. A closed entity whose query fails (its last
+// commands no workflow task processed, which the worker refuses to replay,
+// or no worker of its build is left) answers the state folded from its
+// history, as the re-creation does.
 func (c *Client) readState(ctx context.Context, key entityid.Key) (workflows.State, error) {
 	release, err := c.enter()
 	if err != nil {
@@ -244,9 +245,12 @@ func (c *Client) readState(ctx context.Context, key entityid.Key) (workflows.Sta
 		return out, nil
 	}
 	err = classifyRead(ctx, attempts, err)
-	if transient(err) {
+	if ctx.Err() != nil {
 		return out, err
 	}
+	// A closed run answers from its history, whatever the query's failure:
+	// no worker may be left to answer (a run pinned to a build whose
+	// workers stopped), and its state is final.
 	closed, describeErr := c.closed(ctx, key)
 	if describeErr != nil || !closed {
 		return out, err

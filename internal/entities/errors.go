@@ -93,11 +93,6 @@ func classifyRead(ctx context.Context, attempts *temporalclient.Attempts, err er
 	return err
 }
 
-func transient(err error) bool {
-	return errors.Is(err, ErrUnavailable) || errors.Is(err, ErrTimeout) || errors.Is(err, ErrEntityStuck) ||
-		errors.Is(err, context.Canceled)
-}
-
 func unavailable(err error) bool {
 	if err == nil {
 		return false
