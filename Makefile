@@ -19,7 +19,7 @@ CLI := github.com/artifactstate/artifactstate/internal/cli
 # The one build command; the Dockerfile runs `make build-prod`.
 GO_BUILD := CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X $(CLI).version=$(VERSION) -X $(CLI).commit=$(COMMIT)"
 
-.PHONY: run test build build-prod lint proto clean cassandra-start cassandra-stop record-histories replay-corpus
+.PHONY: run test build build-prod lint proto clean cassandra-start cassandra-stop record-histories record-production-histories replay-corpus
 
 build: build-prod
 	cd dev && $(GO_BUILD) -o ../$(BIN) ./cmd/artifactstate
@@ -54,6 +54,12 @@ proto:
 record-histories: build
 	$(BIN) record-histories --out replaytests/testdata
 	$(BIN) record-histories --out replaytests/testdata/encrypted --encryption-keys-file replaytests/testdata/encrypted/keys.yaml
+
+# Re-record the production-shaped corpus (replaytests/testdata/production)
+# from every release in replaytests/releases.txt, built from git, and from
+# this work tree (scripts/record-production-histories; RELEASE=N for one).
+record-production-histories: build
+	scripts/record-production-histories
 
 # Replay the corpus with the binary (the tests do the same).
 replay-corpus: build

@@ -101,10 +101,14 @@ func corpusSets(t *testing.T) []corpusSet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return []corpusSet{
+	sets := []corpusSet{
 		{"plain", converter.GetDefaultDataConverter(), corpus(t)},
 		{"encrypted", payloadcrypt.DataConverter(codec), encrypted},
 	}
+	for v, files := range productionCorpus(t) {
+		sets = append(sets, corpusSet{fmt.Sprintf("production/v%d", v), payloadcrypt.DataConverter(codec), files})
+	}
+	return sets
 }
 
 var runSuffix = regexp.MustCompile(`-run(\d+)\.json\.gz$`)
@@ -122,19 +126,32 @@ func nextRun(file string) string {
 	return file[:m[0]] + fmt.Sprintf("-run%d.json.gz", n+1)
 }
 
-// pendingCommands reports whether commands arrived after the run's last
-// completed workflow task (a run closed right after them).
+// pendingCommands reports whether a signalled command arrived after the
+// start of the run's last completed workflow task, so that no task
+// processed it (a run closed right after it). (An update is accepted by
+// the task that processes it.)
 func pendingCommands(h *history.History) bool {
-	pending := false
-	for _, ev := range h.GetEvents() {
+	lastSignal, lastStarted, processedUpTo := -1, -1, -1
+	for i, ev := range h.GetEvents() {
 		switch ev.GetEventType() {
-		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED, enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
-			pending = true
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+			lastSignal = i
 		case enumspb.EVENT_TYPE_WORKFLOW_TASK_STARTED:
-			pending = false
+			lastStarted = i
+		case enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+			processedUpTo = lastStarted
 		}
 	}
-	return pending
+	return lastSignal > processedUpTo || !anyCompletedTask(h)
+}
+
+func anyCompletedTask(h *history.History) bool {
+	for _, ev := range h.GetEvents() {
+		if ev.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED {
+			return true
+		}
+	}
+	return false
 }
 
 func continuedAsNew(h *history.History) bool {

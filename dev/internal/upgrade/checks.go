@@ -118,9 +118,19 @@ func listRequest(key entityid.Key, token []byte) *workflowservice.ListWorkflowEx
 	return &workflowservice.ListWorkflowExecutionsRequest{Namespace: "default", Query: "WorkflowId = '" + id + "'", NextPageToken: token}
 }
 
-// allRunIDs lists every run of the workflow ID, open and closed.
+// allRunIDs lists every run of the workflow ID, open and closed: the runs
+// visibility lists for the ID, and the chain of the current run followed
+// back through its continue-as-new links (visibility matches no ID that
+// holds a double quote).
 func allRunIDs(ctx context.Context, c client.Client, key entityid.Key) ([]string, error) {
+	seen := map[string]bool{}
 	var ids []string
+	addRun := func(id string) {
+		if !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
 	var token []byte
 	for {
 		resp, err := c.ListWorkflow(ctx, listRequest(key, token))
@@ -128,9 +138,28 @@ func allRunIDs(ctx context.Context, c client.Client, key entityid.Key) ([]string
 			return nil, fmt.Errorf("list the runs of %s: %w", key, err)
 		}
 		for _, e := range resp.GetExecutions() {
-			ids = append(ids, e.GetExecution().GetRunId())
+			addRun(e.GetExecution().GetRunId())
 		}
 		if token = resp.GetNextPageToken(); len(token) == 0 {
+			break
+		}
+	}
+	runID := ""
+	for {
+		events, err := runEvents(ctx, c, key, runID)
+		if err != nil {
+			return nil, err
+		}
+		start := events[0].GetWorkflowExecutionStartedEventAttributes()
+		if runID == "" {
+			desc, err := c.DescribeWorkflowExecution(ctx, key.WorkflowID(), "")
+			if err != nil {
+				return nil, err
+			}
+			runID = desc.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+		}
+		addRun(runID)
+		if runID = start.GetContinuedExecutionRunId(); runID == "" {
 			return ids, nil
 		}
 	}

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	gocql "github.com/apache/cassandra-gocql-driver/v2"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
@@ -101,7 +100,9 @@ func newStack(t *testing.T, hosts []string) *Stack {
 	}
 	t.Cleanup(func() {
 		s.StopAll()
-		dropKeyspace(t, hosts, s.opts.Keyspace)
+		if err := DropKeyspace(hosts, s.opts.Keyspace); err != nil {
+			t.Log(err)
+		}
 		if t.Failed() {
 			if err := NoNondeterminism(s.Procs()); err != nil {
 				t.Logf("nondeterminism in the logs:\n%v", err)
@@ -112,20 +113,6 @@ func newStack(t *testing.T, hosts []string) *Stack {
 		}
 	})
 	return s
-}
-
-func dropKeyspace(t *testing.T, hosts []string, keyspace string) {
-	c := gocql.NewCluster(hosts...)
-	c.Timeout = 30 * time.Second
-	s, err := c.CreateSession()
-	if err != nil {
-		t.Logf("drop keyspace %s: %v", keyspace, err)
-		return
-	}
-	defer s.Close()
-	if err := s.Query("DROP KEYSPACE IF EXISTS " + keyspace).Exec(); err != nil {
-		t.Logf("drop keyspace %s: %v", keyspace, err)
-	}
 }
 
 // starter starts processes for a test: started(s.Dev(...)) takes a
