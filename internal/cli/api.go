@@ -9,6 +9,7 @@ import (
 	"github.com/artifactstate/artifactstate/internal/entities"
 	"github.com/artifactstate/artifactstate/internal/grpcapi"
 	"github.com/artifactstate/artifactstate/internal/ops"
+	"github.com/artifactstate/artifactstate/internal/pairs"
 	"github.com/artifactstate/artifactstate/internal/readmodel"
 	"github.com/artifactstate/artifactstate/internal/temporalclient"
 	"github.com/artifactstate/artifactstate/server"
@@ -35,7 +36,7 @@ func newAPICommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return RunApp(cfg, logger, temporalclient.Module, readmodel.Module, entities.Module,
+		return RunApp(cfg, logger, temporalclient.Module, readmodel.Module, entities.Module, pairs.Module,
 			auth.Module, apiguard.Module, server.Module, grpcapi.Module, ops.Module)
 	}
 	return cmd

@@ -11,10 +11,9 @@ import (
 
 	"github.com/artifactstate/artifactstate/internal/auth"
 	"github.com/artifactstate/artifactstate/internal/config"
-	"github.com/artifactstate/artifactstate/internal/entities"
 	"github.com/artifactstate/artifactstate/internal/limits"
 	"github.com/artifactstate/artifactstate/internal/metrics"
-	"github.com/artifactstate/artifactstate/internal/readmodel"
+	"github.com/artifactstate/artifactstate/internal/pairs"
 	"github.com/artifactstate/artifactstate/internal/tlsfiles"
 	"github.com/artifactstate/artifactstate/internal/tracing"
 )
@@ -23,16 +22,13 @@ import (
 // (nothing when it is empty). On stop it reports NOT_SERVING, stops
 // accepting calls and waits (up to api.shutdownTimeout) for those in flight.
 var Module = fx.Module("grpcapi",
-	fx.Invoke(func(lc fx.Lifecycle, sd fx.Shutdowner, cfg config.Config, e *entities.Client, store *readmodel.Store,
+	fx.Invoke(func(lc fx.Lifecycle, sd fx.Shutdowner, cfg config.Config, p *pairs.Service,
 		a *auth.Authenticator, m *metrics.Metrics, t *tracing.Tracing, logger *slog.Logger) error {
 		if cfg.GRPC.ListenAddress == "" {
 			logger.Info("gRPC API off (grpc.listenAddress is empty)")
 			return nil
 		}
-		d := Deps{Entities: e, Metrics: m, Tracing: t.Enabled(), Logger: logger}
-		if store != nil { // a nil *Store must not become a non-nil interface
-			d.ReadModel = store
-		}
+		d := Deps{Pairs: p, Metrics: m, Tracing: t.Enabled(), Logger: logger}
 		rl := limits.NewRateLimiter(cfg.API.RateLimit)
 		if rl.Enabled() {
 			d.UnaryInterceptors = append(d.UnaryInterceptors, UnaryGlobalLimit(rl))

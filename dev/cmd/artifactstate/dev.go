@@ -18,6 +18,7 @@ import (
 	"github.com/artifactstate/artifactstate/internal/entities"
 	"github.com/artifactstate/artifactstate/internal/grpcapi"
 	"github.com/artifactstate/artifactstate/internal/ops"
+	"github.com/artifactstate/artifactstate/internal/pairs"
 	"github.com/artifactstate/artifactstate/internal/readmodel"
 	"github.com/artifactstate/artifactstate/internal/reconcile"
 	"github.com/artifactstate/artifactstate/internal/searchattr"
@@ -88,7 +89,7 @@ off in dev, so an exposed dev process lets anyone on the network use it.`,
 		}
 		return cli.RunApp(cfg, logger,
 			devserver.Module(opts), readmodel.MigrateModule, temporalclient.Module, searchattr.Module, readmodel.Module,
-			entities.Module, worker.Module, reconcile.Module, auth.Module, apiguard.Module, server.Module, grpcapi.Module, ops.Module)
+			entities.Module, pairs.Module, worker.Module, reconcile.Module, auth.Module, apiguard.Module, server.Module, grpcapi.Module, ops.Module)
 	}
 	return cmd
 }
