@@ -33,11 +33,7 @@ type allStatesResponse struct {
 
 func (s *Server) routeLegacy(r gin.IRouter) {
 	g := r.Group("/artifactState")
-	for _, cmd := range []workflows.CommandKind{
-		workflows.SetArtifactReadByUser,
-		workflows.SetArtifactAddedToUserFeed,
-		workflows.SetArtifactRemovedFromUserFeed,
-	} {
+	for _, cmd := range workflows.CommandKinds {
 		g.POST("/"+string(cmd), s.command(cmd))
 	}
 	// The reads: each answers from the pair's strong state.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/artifactstate/artifactstate/internal/apierror"
 	"github.com/artifactstate/artifactstate/internal/entities"
 	"github.com/artifactstate/artifactstate/internal/entityid"
 	"github.com/artifactstate/artifactstate/internal/pairs"
@@ -50,6 +51,15 @@ type listResponse struct {
 	// Items (include=state): each artifact's state, in the same order.
 	Items []batchItem `json:"items,omitempty"`
 }
+
+// commandNames are the command kinds a command request may name.
+var commandNames = func() string {
+	names := make([]string, len(workflows.CommandKinds))
+	for i, k := range workflows.CommandKinds {
+		names[i] = string(k)
+	}
+	return apierror.OneOf(names)
+}()
 
 type commandRequest struct {
 	Kind workflows.CommandKind `json:"kind"`
@@ -148,8 +158,7 @@ func (s *Server) pairCommand(c *gin.Context) {
 		return
 	}
 	if !req.Kind.Valid() {
-		s.render(c, invalidField("kind", "must be setArtifactReadByUser, setArtifactAddedToUserFeed or setArtifactRemovedFromUserFeed, got "+
-			strconv.Quote(truncate(string(req.Kind)))))
+		s.render(c, invalidField("kind", "must be "+commandNames+", got "+strconv.Quote(truncate(string(req.Kind)))))
 		return
 	}
 	cmd := entities.Command{Kind: req.Kind}

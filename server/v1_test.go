@@ -188,3 +188,12 @@ func TestUnreadableBodyIsNotABadRequest(t *testing.T) {
 		require.Contains(t, rec.Body.String(), `"code":"client_closed_request"`, path)
 	}
 }
+
+func TestUnknownCommandKindNamesEveryKind(t *testing.T) {
+	t.Parallel()
+	srv, _ := newTestServer(t)
+	r := callWith(t, "POST", srv.URL+"/v1/users/Mike/artifacts/7/commands", `{"kind":"setArtifactLiked"}`, nil)
+	require.Equal(t, 400, r.status)
+	require.Equal(t, `{"code":"invalid_argument","error":"kind: must be setArtifactReadByUser, setArtifactAddedToUserFeed or `+
+		`setArtifactRemovedFromUserFeed, got \"setArtifactLiked\"","field":"kind"}`, strings.TrimSpace(r.body))
+}

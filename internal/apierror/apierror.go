@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/artifactstate/artifactstate/internal/apiwire"
@@ -172,4 +173,13 @@ func (cl Classifier) Classify(ctx context.Context, err error, write bool) Failur
 	}
 	logger.ErrorContext(ctx, "Request failed", "error", err)
 	return Failure{Outcome: apiwire.Internal, Message: "internal error"}
+}
+
+// OneOf lists the values a field may take, as both APIs' messages do:
+// "a", "a or b", "a, b or c".
+func OneOf(values []string) string {
+	if len(values) < 2 {
+		return strings.Join(values, "")
+	}
+	return strings.Join(values[:len(values)-1], ", ") + " or " + values[len(values)-1]
 }

@@ -91,3 +91,12 @@ func TestVersionMismatchCarriesTheCurrentState(t *testing.T) {
 		t.Fatalf("current %+v, want %+v", f.Current, want)
 	}
 }
+
+func TestOneOf(t *testing.T) {
+	t.Parallel()
+	for want, values := range map[string][]string{"": nil, "a": {"a"}, "a or b": {"a", "b"}, "a, b or c": {"a", "b", "c"}} {
+		if got := OneOf(values); got != want {
+			t.Errorf("OneOf(%q) = %q, want %q", values, got, want)
+		}
+	}
+}

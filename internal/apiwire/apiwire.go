@@ -8,6 +8,8 @@ package apiwire
 
 import (
 	"net/http"
+	"strings"
+	"unicode"
 
 	"google.golang.org/grpc/codes"
 )
@@ -60,6 +62,22 @@ var (
 var Outcomes = []Outcome{InvalidArgument, VersionMismatch, IdempotencyKeyReused, ReadModelNotConfigured,
 	TemporalUnavailable, ReadModelUnavailable, EntityStuck, TemporalTimeout, ReadModelTimeout, Cancelled,
 	Unauthenticated, PermissionDenied, RateLimited, Internal}
+
+// CommandKindEnum is the name of a command's value in the proto enum
+// CommandKind: COMMAND_KIND_ and the command's name (workflows.CommandKinds)
+// in upper snake case, so setArtifactReadByUser is
+// COMMAND_KIND_SET_ARTIFACT_READ_BY_USER.
+func CommandKindEnum(kind string) string {
+	var b strings.Builder
+	b.WriteString("COMMAND_KIND_")
+	for _, r := range kind {
+		if unicode.IsUpper(r) {
+			b.WriteByte('_')
+		}
+		b.WriteRune(unicode.ToUpper(r))
+	}
+	return b.String()
+}
 
 // ByReason is the outcome of an ErrorInfo reason, if this is one.
 func ByReason(reason string) (Outcome, bool) {

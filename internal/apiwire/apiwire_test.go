@@ -33,3 +33,15 @@ func TestEveryReasonNamesOneOutcome(t *testing.T) {
 		t.Error("an unknown reason has an outcome")
 	}
 }
+
+func TestCommandKindEnum(t *testing.T) {
+	t.Parallel()
+	for kind, want := range map[string]string{
+		"setArtifactReadByUser":          "COMMAND_KIND_SET_ARTIFACT_READ_BY_USER",
+		"setArtifactRemovedFromUserFeed": "COMMAND_KIND_SET_ARTIFACT_REMOVED_FROM_USER_FEED",
+	} {
+		if got := CommandKindEnum(kind); got != want {
+			t.Errorf("CommandKindEnum(%s) = %s, want %s", kind, got, want)
+		}
+	}
+}

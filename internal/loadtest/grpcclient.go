@@ -22,7 +22,8 @@ import (
 )
 
 // grpcClient makes the Client's calls over the gRPC API: the original
-// service's calls, and GetPair for eventual reads. Each call's failure gets
+// service's calls (ApplyCommand for a command that has none), and GetPair
+// for eventual reads. Each call's failure gets
 // the HTTP status the HTTP API answers for the same failure (Result.Status),
 // so that reports, retries and the ledger treat both protocols alike.
 type grpcClient struct {
@@ -138,8 +139,14 @@ func (g *grpcClient) command(ctx context.Context, kind workflows.CommandKind, p 
 		var r *pb.SetArtifactRemovedFromUserFeedResponse
 		r, err = g.api.SetArtifactRemovedFromUserFeed(ctx, &pb.SetArtifactRemovedFromUserFeedRequest{UserId: p.UserID, ArtifactId: p.ArtifactID})
 		ok = r.GetSuccess()
-	default:
-		return Result{Write: true, Err: fmt.Errorf("unknown command %q", kind)}
+	default: // a command of no original call
+		v, known := pb.CommandKind_value[apiwire.CommandKindEnum(string(kind))]
+		if !known {
+			return Result{Write: true, Err: fmt.Errorf("unknown command %q", kind)}
+		}
+		var r *pb.ApplyCommandResponse
+		r, err = g.api.ApplyCommand(ctx, &pb.ApplyCommandRequest{UserId: p.UserID, ArtifactId: p.ArtifactID, Kind: pb.CommandKind(v)})
+		ok = r.GetState() != nil
 	}
 	res := grpcResult(err, true)
 	if err == nil {
