@@ -18,10 +18,10 @@ import (
 // stop it stops accepting connections and waits (up to
 // api.shutdownTimeout) for in-flight requests to finish.
 var Module = fx.Module("server",
-	fx.Invoke(func(lc fx.Lifecycle, sd fx.Shutdowner, cfg config.Config, p *pairs.Service,
+	fx.Invoke(func(lc fx.Lifecycle, sd fx.Shutdowner, cfg config.API, p *pairs.Service,
 		m *metrics.Metrics, t *tracing.Tracing, g *apiguard.Guard, logger *slog.Logger) error {
 		d := Deps{Pairs: p, Metrics: m, Tracing: t.Enabled(), Middleware: g.Middleware, Authorize: g.Authorize, Logger: logger}
-		return httpserve.Run(lc, sd, logger, NewHandler(cfg.API, d), httpserve.APIOptions(cfg.API),
+		return httpserve.Run(lc, sd, logger, NewHandler(cfg, d), httpserve.APIOptions(cfg),
 			"/artifactState/ /v1/ /healthz /readyz /openapi.yaml")
 	}),
 )

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"github.com/spf13/cobra"
+	"go.uber.org/fx"
 
 	"github.com/artifactstate/artifactstate/internal/apiguard"
 	"github.com/artifactstate/artifactstate/internal/auth"
@@ -36,8 +37,11 @@ func newAPICommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return RunApp(cfg, logger, temporalclient.Module, readmodel.Module, entities.Module, pairs.Module,
-			auth.Module, apiguard.Module, server.Module, grpcapi.Module, ops.Module)
+		return RunApp(cfg, logger, apiModules...)
 	}
 	return cmd
 }
+
+// apiModules are the api role's.
+var apiModules = []fx.Option{temporalclient.Module, readmodel.Module, entities.Module, pairs.Module,
+	auth.Module, apiguard.Module, server.Module, grpcapi.Module, ops.Module}

@@ -144,6 +144,19 @@ func NewLogger(cfg config.Config, role, format string) (*slog.Logger, error) {
 // stops it in reverse order.
 func RunApp(cfg config.Config, logger *slog.Logger, modules ...fx.Option) error {
 	logger.Info("Starting artifactstate", "version", version, "commit", commit, "config", cfg.Redacted())
+	fx.New(app(cfg, logger, modules...)).Run()
+	return nil
+}
+
+// ValidateApp checks, without running anything, that the app of the given
+// modules is given everything its modules ask for.
+func ValidateApp(cfg config.Config, logger *slog.Logger, modules ...fx.Option) error {
+	return fx.ValidateApp(app(cfg, logger, modules...))
+}
+
+// app is the fx app of a role: the configuration's sections, the logger,
+// metrics and tracing, and the role's modules.
+func app(cfg config.Config, logger *slog.Logger, modules ...fx.Option) fx.Option {
 	hostname, err := os.Hostname()
 	if err != nil {
 		hostname = "unknown-host"
@@ -152,8 +165,10 @@ func RunApp(cfg config.Config, logger *slog.Logger, modules ...fx.Option) error 
 	if identity == "" {
 		identity = fmt.Sprintf("%d@%s", os.Getpid(), hostname)
 	}
-	app := fx.New(
-		fx.Supply(cfg, logger, temporalclient.Identity(identity),
+	return fx.Options(
+		// Each module takes the sections of the configuration it reads.
+		fx.Supply(cfg.Sections()...),
+		fx.Supply(logger, temporalclient.Identity(identity),
 			metrics.BuildInfo{Version: version, Commit: commit}, tracing.Version(version)),
 		metrics.Module,
 		tracing.Module,
@@ -167,6 +182,4 @@ func RunApp(cfg config.Config, logger *slog.Logger, modules ...fx.Option) error 
 		fx.StopTimeout(cfg.API.ShutdownTimeout+cfg.Worker.StopTimeout+10*time.Second),
 		fx.Options(modules...),
 	)
-	app.Run()
-	return nil
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -205,4 +206,16 @@ func TestGRPCSettings(t *testing.T) {
 	require.Error(t, err)
 	require.Contains(t, err.Error(), `grpc.listenAddress: must be host:port, got "nope"`)
 	require.Contains(t, err.Error(), "grpc.clientCAFile: needs grpc.tls")
+}
+
+// An fx app is supplied every section on its own: none may be missing, or
+// a module asking for it would not start.
+func TestSectionsAreEverySection(t *testing.T) {
+	t.Parallel()
+	sections := Default().Sections()
+	fields := reflect.TypeOf(Config{})
+	require.Len(t, sections, fields.NumField())
+	for i := range fields.NumField() {
+		require.Equal(t, fields.Field(i).Type, reflect.TypeOf(sections[i]), "section %d", i)
+	}
 }

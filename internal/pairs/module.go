@@ -12,10 +12,10 @@ import (
 // the read model (none when no Cassandra is configured), bounded by
 // api.requestTimeout.
 var Module = fx.Module("pairs",
-	fx.Provide(func(e *entities.Client, store *readmodel.Store, cfg config.Config) *Service {
+	fx.Provide(func(e *entities.Client, store *readmodel.Store, cfg config.API) *Service {
 		if store == nil { // a nil *Store must not become a non-nil interface
-			return New(e, nil, cfg.API.RequestTimeout)
+			return New(e, nil, cfg.RequestTimeout)
 		}
-		return New(e, store, cfg.API.RequestTimeout)
+		return New(e, store, cfg.RequestTimeout)
 	}),
 )

@@ -117,7 +117,7 @@ func start(ctx context.Context, o Options) (*env, error) {
 		projection = activities.NewProjection(e.store, nil)
 		rm = e.store
 	}
-	e.worker = worker.New(e.client, e.cfg, projection)
+	e.worker = worker.New(e.client, worker.SettingsOf(e.cfg), projection)
 	if err := e.worker.Start(); err != nil {
 		return nil, errors.Join(err, e.stop())
 	}

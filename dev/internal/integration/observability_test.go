@@ -52,7 +52,7 @@ func startObservedStack(t *testing.T) *observedStack {
 	store := readmodel.NewStore(cfg.Cassandra, testenv.Logger(), o.workerMetrics.Cassandra())
 	t.Cleanup(store.Close)
 	// The first projection fails, so its regular activity runs too.
-	w := worker.New(workerClient, cfg, activities.NewProjection(&flakyReadModel{ReadModel: store, failures: 1}, o.workerMetrics))
+	w := worker.New(workerClient, worker.SettingsOf(cfg), activities.NewProjection(&flakyReadModel{ReadModel: store, failures: 1}, o.workerMetrics))
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 	o.workerOps = httptest.NewServer(ops.Handler(ops.Deps{Metrics: o.workerMetrics, Ready: func(context.Context) error { return nil }, Logger: testenv.Logger()}))

@@ -44,7 +44,7 @@ func TestTraceFollowsAWriteIntoTheWorkflowAndActivity(t *testing.T) {
 	c, err := temporalclient.New(cfg.Temporal, testenv.Logger(), temporalclient.Options{Identity: "traced", Interceptors: tr.Interceptors()})
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
-	w := worker.New(c, cfg, activities.NewProjection(discardWriter{}, nil))
+	w := worker.New(c, worker.SettingsOf(cfg), activities.NewProjection(discardWriter{}, nil))
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 	api := httptest.NewServer(server.NewHandler(cfg.API, server.Deps{

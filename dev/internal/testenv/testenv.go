@@ -157,7 +157,7 @@ func Client(t testing.TB, cfg config.Config, identity string) client.Client {
 // model); it stops with the test unless stopped before.
 func StartWorker(t testing.TB, c client.Client, cfg config.Config, projection *activities.Projection) *worker.Worker {
 	t.Helper()
-	w := worker.New(c, cfg, projection)
+	w := worker.New(c, worker.SettingsOf(cfg), projection)
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
