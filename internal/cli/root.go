@@ -115,16 +115,27 @@ func (s *Settings) LogFlags(fs *pflag.FlagSet) {
 
 // Load returns the validated configuration, flags applied last.
 func (s *Settings) Load(fs *pflag.FlagSet) (config.Config, error) {
-	cfg, err := config.Load(s.configPath, nil)
-	if err != nil {
+	cfg := config.Default()
+	if err := s.LoadInto(fs, &cfg); err != nil {
 		return cfg, err
+	}
+	return cfg, cfg.Validate()
+}
+
+// LoadInto is Load for a configuration with sections of its own (the dev
+// command's): cfg, set to its defaults, is read from the file and the
+// environment, then the flags of these Settings are applied. The caller
+// applies its own flags and validates the whole.
+func (s *Settings) LoadInto(fs *pflag.FlagSet, cfg config.Extended) error {
+	if err := config.LoadInto(s.configPath, nil, cfg); err != nil {
+		return err
 	}
 	for _, o := range s.overrides {
 		if fs.Changed(o.flag) {
-			o.apply(&cfg)
+			o.apply(cfg.Root())
 		}
 	}
-	return cfg, cfg.Validate()
+	return nil
 }
 
 // NewLogger is the process logger; format is used when log.format is empty.

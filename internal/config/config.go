@@ -16,8 +16,10 @@ import (
 // EnvPrefix starts the name of every environment variable the config reads.
 const EnvPrefix = "ARTIFACTSTATE_"
 
-// Config is the whole configuration. The YAML keys and environment variables
-// are listed in the README's configuration reference.
+// Config is the whole configuration of the product's roles. The YAML keys
+// and environment variables are listed in the README's configuration
+// reference; the dev role's own section (dev.*) belongs to the development
+// binary, which loads it beside Config (Extended).
 type Config struct {
 	Log       Log       `yaml:"log" envPrefix:"LOG_"`
 	Temporal  Temporal  `yaml:"temporal" envPrefix:"TEMPORAL_"`
@@ -29,7 +31,6 @@ type Config struct {
 	Tracing   Tracing   `yaml:"tracing" envPrefix:"TRACING_"`
 	Auth      Auth      `yaml:"auth" envPrefix:"AUTH_"`
 	Privacy   Privacy   `yaml:"privacy" envPrefix:"PRIVACY_"`
-	Dev       Dev       `yaml:"dev" envPrefix:"DEV_"`
 }
 
 // Default returns the configuration used where nothing else is said.
@@ -45,14 +46,13 @@ func Default() Config {
 		Tracing:   Tracing{SampleRatio: 1, ServiceName: "artifactstate"},
 		Auth:      defaultAuth(),
 		Privacy:   Privacy{UserIDs: "raw"},
-		Dev:       defaultDev(),
 	}
 }
 
 // Sections are the sections of c, each on its own, for an fx app to supply
 // (fx.Supply(c.Sections()...)): a module takes the sections it reads.
 func (c Config) Sections() []any {
-	return []any{c.Log, c.Temporal, c.API, c.GRPC, c.Worker, c.Cassandra, c.Admin, c.Tracing, c.Auth, c.Privacy, c.Dev}
+	return []any{c.Log, c.Temporal, c.API, c.GRPC, c.Worker, c.Cassandra, c.Admin, c.Tracing, c.Auth, c.Privacy}
 }
 
 // Validate reports every problem at once, one per line, naming the YAML key.
@@ -75,7 +75,6 @@ func (c Config) Check(p *Problems) {
 	c.Tracing.check(p)
 	c.Auth.check(p)
 	c.Privacy.check(p)
-	c.Dev.check(p)
 	// The listeners of one process need ports of their own.
 	if g := c.GRPC.ListenAddress; g != "" && g == c.API.ListenAddress && CheckHostPort(g, true) == nil {
 		p.Add("grpc.listenAddress", "%q is api.listenAddress too; the gRPC API needs a port of its own", g)

@@ -1,6 +1,18 @@
-package config
+package main
 
-import "net"
+import (
+	"net"
+
+	"github.com/artifactstate/artifactstate/internal/config"
+)
+
+// devConfig is the dev command's configuration: every role's (it runs them
+// all) and the dev section, its embedded Temporal server's, read from the
+// same file (key dev) and environment (ARTIFACTSTATE_DEV_*).
+type devConfig struct {
+	config.Config `yaml:",inline"`
+	Dev           Dev `yaml:"dev" envPrefix:"DEV_"`
+}
 
 // Dev configures the embedded Temporal server of the dev role.
 type Dev struct {
@@ -22,11 +34,21 @@ type Dev struct {
 	Expose bool `yaml:"expose" env:"EXPOSE"`
 }
 
-func defaultDev() Dev {
-	return Dev{DataDir: ".artifactstate", IP: "127.0.0.1", FrontendPort: 7233, UIPort: 8233}
+func defaultDevConfig() devConfig {
+	return devConfig{Config: config.Default(),
+		Dev: Dev{DataDir: ".artifactstate", IP: "127.0.0.1", FrontendPort: 7233, UIPort: 8233}}
 }
 
-func (d Dev) check(p *Problems) {
+// Validate reports every problem of the roles' sections and the dev
+// section at once.
+func (c *devConfig) Validate() error {
+	var p config.Problems
+	c.Config.Check(&p)
+	c.Dev.check(&p)
+	return p.Err()
+}
+
+func (d Dev) check(p *config.Problems) {
 	if !d.InMemory && d.DataDir == "" {
 		p.Add("dev.dataDir", "must not be empty unless dev.inMemory is true")
 	}
@@ -37,7 +59,7 @@ func (d Dev) check(p *Problems) {
 		p.Add("dev.frontendPort", "must be a port number, got %d", d.FrontendPort)
 	}
 	if d.ServerMetricsAddress != "" {
-		if err := CheckHostPort(d.ServerMetricsAddress, false); err != nil {
+		if err := config.CheckHostPort(d.ServerMetricsAddress, false); err != nil {
 			p.Add("dev.serverMetricsAddress", "%v", err)
 		}
 	}
