@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/artifactstate/artifactstate/internal/localcassandra"
+	"github.com/artifactstate/artifactstate/dev/internal/localcassandra"
 )
 
 // procSpec says how to run one process of the cluster.
