@@ -1,8 +1,6 @@
 package server
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -10,9 +8,9 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/artifactstate/artifactstate/internal/apierror"
+	"github.com/artifactstate/artifactstate/internal/apiwire"
 	"github.com/artifactstate/artifactstate/internal/auth"
-	"github.com/artifactstate/artifactstate/internal/entities"
-	"github.com/artifactstate/artifactstate/internal/entityid"
 )
 
 // apiError is every non-2xx answer: {"code":...,"error":...,"field":...}.
@@ -23,9 +21,18 @@ type apiError struct {
 	Field  string `json:"field,omitempty"`
 }
 
-func invalidField(field, reason string) *apiError {
-	return &apiError{status: http.StatusBadRequest, Code: "invalid_argument", Field: field, Error: field + ": " + reason}
+// answer is the apiError of outcome o.
+func answer(o apiwire.Outcome, msg string) *apiError {
+	return &apiError{status: o.HTTPStatus, Code: o.HTTPCode, Error: msg}
 }
+
+func invalidField(field, reason string) *apiError {
+	e := answer(apiwire.InvalidArgument, field+": "+reason)
+	e.Field = field
+	return e
+}
+
+// The answers of the HTTP transport alone: requests it cannot read.
 
 func malformed(format string, args ...any) *apiError {
 	return &apiError{status: http.StatusBadRequest, Code: "malformed_request", Error: fmt.Sprintf(format, args...)}
@@ -36,6 +43,13 @@ func bodyTooLarge(limit int64) *apiError {
 		Error: fmt.Sprintf("request body is larger than %d bytes", limit)}
 }
 
+// httpDialect names, in the messages, the HTTP API's fields.
+var httpDialect = apierror.Dialect{
+	IdempotencyKey: IdempotencyKeyHeader, IfVersion: "If-Match", PageToken: "pageToken",
+	KeyReused: "this Idempotency-Key was used before for a different command on this pair",
+	Gone:      "closed the request",
+}
+
 // render writes e; 503 answers carry Retry-After.
 func (s *Server) render(c *gin.Context, e *apiError) {
 	if e.status == http.StatusServiceUnavailable {
@@ -44,53 +58,28 @@ func (s *Server) render(c *gin.Context, e *apiError) {
 	writeJSON(c, e.status, e)
 }
 
-// fail answers a request whose call to Temporal or the read model failed.
+// fail answers a request whose call to the service failed; a version
+// mismatch with the pair's current state and its version as the ETag.
 func (s *Server) fail(c *gin.Context, err error) {
-	s.render(c, s.classify(c, err))
+	f := s.classify(c, err)
+	if f.Current != nil {
+		c.Header("ETag", etag(f.Current.Version))
+		writeJSON(c, f.HTTPStatus, preconditionFailed{Code: f.HTTPCode, Error: f.Message, Current: toPair(*f.Current)})
+		return
+	}
+	s.render(c, failed(f))
 }
 
-// classify maps a failed call to its answer, and logs why.
-func (s *Server) classify(c *gin.Context, err error) *apiError {
-	if e := s.failReadModel(c, err); e != nil {
-		return e
-	}
-	ctx := c.Request.Context()
-	logger := s.logger
-	if key, ok := c.Get(keyParam); ok {
-		logger = logger.With("WorkflowID", key.(entityid.Key).WorkflowID())
-	}
-	var e *apiError
-	switch {
-	case errors.Is(err, entities.ErrUnavailable):
-		e = &apiError{status: http.StatusServiceUnavailable, Code: "unavailable",
-			Error: "the entity store (Temporal) is unavailable or overloaded; retry later"}
-		logger.WarnContext(ctx, "Temporal unavailable", "error", err)
-	case errors.Is(err, entities.ErrEntityStuck):
-		e = &apiError{status: http.StatusServiceUnavailable, Code: "entity_unavailable",
-			Error: "this pair's entity cannot run (its workflow task keeps failing); its writes are kept, an operator must act (see `artifactstate stuck`)"}
-		logger.ErrorContext(ctx, "Entity stuck", "error", err)
-	case errors.Is(err, entities.ErrTimeout):
-		msg := fmt.Sprintf("the entity store (Temporal) did not answer within %v", s.cfg.RequestTimeout)
-		if isWrite(c) {
-			msg += "; the command may or may not have been applied: retry it with the same Idempotency-Key"
-		}
-		e = &apiError{status: http.StatusGatewayTimeout, Code: "timeout", Error: msg}
-		logger.WarnContext(ctx, "Temporal timed out", "error", err)
-	case errors.Is(err, entities.ErrIdempotencyKeyReused):
-		e = &apiError{status: http.StatusUnprocessableEntity, Code: "idempotency_key_reused", Field: IdempotencyKeyHeader,
-			Error: "this Idempotency-Key was used before for a different command on this pair"}
-	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
-		// The client went away; nobody reads this answer.
-		msg := "the client closed the request"
-		if isWrite(c) {
-			msg += "; the command may or may not have been applied"
-		}
-		e = &apiError{status: 499, Code: "client_closed_request", Error: msg}
-		logger.InfoContext(ctx, "Client closed the request", "error", err)
-	default:
-		e = &apiError{status: http.StatusInternalServerError, Code: "internal", Error: "internal error"}
-		logger.ErrorContext(ctx, "Request failed", "error", err)
-	}
+// classify maps a failed call to its answer (internal/apierror), and logs
+// why.
+func (s *Server) classify(c *gin.Context, err error) apierror.Failure {
+	return s.failures.Classify(c.Request.Context(), err, isWrite(c))
+}
+
+// failed is the error body of f.
+func failed(f apierror.Failure) *apiError {
+	e := answer(f.Outcome, f.Message)
+	e.Field = f.Field
 	return e
 }
 

@@ -1,13 +1,13 @@
 package server
 
 import (
-	"context"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/artifactstate/artifactstate/internal/entities"
 	"github.com/artifactstate/artifactstate/internal/entityid"
+	"github.com/artifactstate/artifactstate/internal/pairs"
 	"github.com/artifactstate/artifactstate/workflows"
 )
 
@@ -33,19 +33,24 @@ type allStatesResponse struct {
 
 func (s *Server) routeLegacy(r gin.IRouter) {
 	g := r.Group("/artifactState")
-	for _, cmd := range []workflows.CommandKind{
-		workflows.SetArtifactReadByUser,
-		workflows.SetArtifactAddedToUserFeed,
-		workflows.SetArtifactRemovedFromUserFeed,
-	} {
+	for _, cmd := range workflows.CommandKinds {
 		g.POST("/"+string(cmd), s.command(cmd))
 	}
-	reads := map[string]gin.HandlerFunc{
-		"/isArtifactReadByUser": s.answer(s.entities.IsArtifactReadByUser),
-		"/isArtifactInUserFeed": s.answer(s.entities.IsArtifactInUserFeed),
-		"/getAllStates":         s.allStates,
+	// The reads: each answers from the pair's strong state.
+	reads := map[string]func(pairs.State) any{
+		"/isArtifactReadByUser": func(st pairs.State) any {
+			return answerResponse{Answer: st.ArtifactRead, ArtifactID: st.Key.ArtifactID, UserID: st.Key.UserID}
+		},
+		"/isArtifactInUserFeed": func(st pairs.State) any {
+			return answerResponse{Answer: st.ArtifactInUserFeed, ArtifactID: st.Key.ArtifactID, UserID: st.Key.UserID}
+		},
+		"/getAllStates": func(st pairs.State) any {
+			return allStatesResponse{ArtifactID: st.Key.ArtifactID, ArtifactInUserFeed: st.ArtifactInUserFeed,
+				ArtifactRead: st.ArtifactRead, UserID: st.Key.UserID}
+		},
 	}
-	for path, h := range reads {
+	for path, render := range reads {
+		h := s.read(render)
 		g.GET(path, s.withKey(keyFromQuery, h))
 		g.POST(path, s.withKey(s.keyFromBody, h))
 	}
@@ -79,11 +84,6 @@ func keyOf(c *gin.Context) entityid.Key {
 	return c.MustGet(keyParam).(entityid.Key)
 }
 
-// timeout bounds the request's calls to Temporal.
-func (s *Server) timeout(c *gin.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(c.Request.Context(), s.cfg.RequestTimeout)
-}
-
 func (s *Server) command(kind workflows.CommandKind) gin.HandlerFunc {
 	return s.withKey(s.keyFromBody, func(c *gin.Context) {
 		c.Set(writeParam, true)
@@ -92,9 +92,7 @@ func (s *Server) command(kind workflows.CommandKind) gin.HandlerFunc {
 			s.render(c, apiErr)
 			return
 		}
-		ctx, cancel := s.timeout(c)
-		defer cancel()
-		if _, err := s.entities.Apply(ctx, keyOf(c), entities.Command{Kind: kind, IdempotencyKey: idempotencyKey}); err != nil {
+		if _, err := s.pairs.Apply(c.Request.Context(), keyOf(c), entities.Command{Kind: kind, IdempotencyKey: idempotencyKey}); err != nil {
 			s.fail(c, err)
 			return
 		}
@@ -102,31 +100,15 @@ func (s *Server) command(kind workflows.CommandKind) gin.HandlerFunc {
 	})
 }
 
-func (s *Server) answer(ask func(context.Context, entityid.Key) (bool, error)) gin.HandlerFunc {
+// read answers a read of the original contract with render of the pair's
+// strong state.
+func (s *Server) read(render func(pairs.State) any) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		ctx, cancel := s.timeout(c)
-		defer cancel()
-		key := keyOf(c)
-		v, err := ask(ctx, key)
+		st, err := s.pairs.Get(c.Request.Context(), keyOf(c), pairs.Strong)
 		if err != nil {
 			s.fail(c, err)
 			return
 		}
-		writeJSON(c, http.StatusOK, answerResponse{Answer: v, ArtifactID: key.ArtifactID, UserID: key.UserID})
+		writeJSON(c, http.StatusOK, render(st))
 	}
-}
-
-func (s *Server) allStates(c *gin.Context) {
-	ctx, cancel := s.timeout(c)
-	defer cancel()
-	key := keyOf(c)
-	st, err := s.entities.State(ctx, key)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	writeJSON(c, http.StatusOK, allStatesResponse{
-		ArtifactID: key.ArtifactID, ArtifactInUserFeed: st.ArtifactInUserFeed,
-		ArtifactRead: st.ArtifactRead, UserID: key.UserID,
-	})
 }

@@ -7,10 +7,9 @@ import (
 
 	"github.com/artifactstate/artifactstate/internal/apiguard"
 	"github.com/artifactstate/artifactstate/internal/config"
-	"github.com/artifactstate/artifactstate/internal/entities"
 	"github.com/artifactstate/artifactstate/internal/httpserve"
 	"github.com/artifactstate/artifactstate/internal/metrics"
-	"github.com/artifactstate/artifactstate/internal/readmodel"
+	"github.com/artifactstate/artifactstate/internal/pairs"
 	"github.com/artifactstate/artifactstate/internal/tracing"
 )
 
@@ -19,14 +18,10 @@ import (
 // stop it stops accepting connections and waits (up to
 // api.shutdownTimeout) for in-flight requests to finish.
 var Module = fx.Module("server",
-	fx.Provide(func(e *entities.Client) Entities { return e }),
-	fx.Invoke(func(lc fx.Lifecycle, sd fx.Shutdowner, cfg config.Config, e Entities, store *readmodel.Store,
+	fx.Invoke(func(lc fx.Lifecycle, sd fx.Shutdowner, cfg config.API, p *pairs.Service,
 		m *metrics.Metrics, t *tracing.Tracing, g *apiguard.Guard, logger *slog.Logger) error {
-		d := Deps{Entities: e, Metrics: m, Tracing: t.Enabled(), Middleware: g.Middleware, Authorize: g.Authorize, Logger: logger}
-		if store != nil { // a nil *Store must not become a non-nil interface
-			d.ReadModel = store
-		}
-		return httpserve.Run(lc, sd, logger, NewHandler(cfg.API, d), httpserve.APIOptions(cfg.API),
+		d := Deps{Pairs: p, Metrics: m, Tracing: t.Enabled(), Middleware: g.Middleware, Authorize: g.Authorize, Logger: logger}
+		return httpserve.Run(lc, sd, logger, NewHandler(cfg, d), httpserve.APIOptions(cfg),
 			"/artifactState/ /v1/ /healthz /readyz /openapi.yaml")
 	}),
 )

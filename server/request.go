@@ -13,6 +13,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/artifactstate/artifactstate/internal/apiwire"
 	"github.com/artifactstate/artifactstate/internal/entityid"
 )
 
@@ -62,7 +63,7 @@ func readBody(c *gin.Context, limit int64) ([]byte, *apiError) {
 		if errors.As(err, &tooLarge) {
 			return nil, bodyTooLarge(limit)
 		}
-		return nil, &apiError{status: 499, Code: "client_closed_request", Error: "the request body could not be read: " + err.Error()}
+		return nil, answer(apiwire.Cancelled, "the request body could not be read: "+err.Error())
 	}
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return nil, malformed(`request body must be a JSON object`)

@@ -1,5 +1,7 @@
-// Package server is the REST API (gin): the original /artifactState contract,
-// health endpoints, and JSON errors for everything that goes wrong.
+// Package server is the REST API (gin): the original /artifactState contract
+// and the /v1 API on the application service (internal/pairs), health
+// endpoints, and JSON errors for everything that goes wrong. It translates
+// requests and answers; what a failure answers is internal/apierror's.
 package server
 
 import (
@@ -14,30 +16,19 @@ import (
 
 	"go.opentelemetry.io/contrib/instrumentation/github.com/gin-gonic/gin/otelgin"
 
+	"github.com/artifactstate/artifactstate/internal/apierror"
+	"github.com/artifactstate/artifactstate/internal/apiwire"
 	"github.com/artifactstate/artifactstate/internal/config"
-	"github.com/artifactstate/artifactstate/internal/entities"
 	"github.com/artifactstate/artifactstate/internal/entityid"
 	"github.com/artifactstate/artifactstate/internal/metrics"
 	"github.com/artifactstate/artifactstate/internal/ops"
 	"github.com/artifactstate/artifactstate/internal/pairs"
-	"github.com/artifactstate/artifactstate/workflows"
 )
-
-// Entities is what the API needs from the entity store (entities.Client).
-// Its errors map to answers in fail (errors.go).
-type Entities interface {
-	Apply(ctx context.Context, key entityid.Key, cmd entities.Command) (workflows.State, error)
-	State(ctx context.Context, key entityid.Key) (workflows.State, error)
-	IsArtifactReadByUser(ctx context.Context, key entityid.Key) (bool, error)
-	IsArtifactInUserFeed(ctx context.Context, key entityid.Key) (bool, error)
-	Ready(ctx context.Context) error
-}
 
 // Deps are what the handlers use.
 type Deps struct {
-	Entities Entities
-	// ReadModel may be nil: the endpoints served from it then answer 503.
-	ReadModel ReadModel
+	// Pairs is the service every endpoint calls.
+	Pairs *pairs.Service
 	// Metrics may be nil: no HTTP metrics. /metrics is served on the admin
 	// listener (internal/ops), not here.
 	Metrics *metrics.Metrics
@@ -55,8 +46,8 @@ type Deps struct {
 // Server holds the handlers' dependencies.
 type Server struct {
 	cfg       config.API
-	entities  Entities
 	pairs     *pairs.Service
+	failures  apierror.Classifier
 	authorize func(ctx context.Context, userID string) error
 	logger    *slog.Logger
 }
@@ -64,7 +55,8 @@ type Server struct {
 // NewHandler returns the API's HTTP handler.
 func NewHandler(cfg config.API, d Deps) http.Handler {
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{cfg: cfg, entities: d.Entities, pairs: pairs.New(d.Entities, d.ReadModel), authorize: d.Authorize, logger: d.Logger}
+	s := &Server{cfg: cfg, pairs: d.Pairs, authorize: d.Authorize, logger: d.Logger,
+		failures: apierror.Classifier{Dialect: httpDialect, RequestTimeout: cfg.RequestTimeout, Logger: d.Logger}}
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
@@ -100,10 +92,10 @@ func (s *Server) routeHealth(r gin.IRouter) {
 	r.GET("/readyz", func(c *gin.Context) {
 		ctx, cancel := context.WithTimeout(c.Request.Context(), min(s.cfg.RequestTimeout, 2*time.Second))
 		defer cancel()
-		if err := s.entities.Ready(ctx); err != nil {
+		if err := s.pairs.Ready(ctx); err != nil {
 			// The detail (hosts, internals) is for the log, not the caller.
 			s.logger.WarnContext(ctx, "Not ready", "error", err)
-			s.render(c, &apiError{status: http.StatusServiceUnavailable, Code: "unavailable", Error: ops.NotReady})
+			s.render(c, answer(apiwire.TemporalUnavailable, ops.NotReady))
 			return
 		}
 		writeJSON(c, http.StatusOK, map[string]string{"status": "ready"})
@@ -116,7 +108,7 @@ func (s *Server) recover(c *gin.Context) {
 		if p := recover(); p != nil {
 			s.logger.ErrorContext(c.Request.Context(), "Handler panicked", "panic", p, "stack", string(debug.Stack()))
 			c.Abort()
-			s.render(c, &apiError{status: http.StatusInternalServerError, Code: "internal", Error: "internal error"})
+			s.render(c, answer(apiwire.Internal, "internal error"))
 		}
 	}()
 	c.Next()

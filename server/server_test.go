@@ -20,6 +20,7 @@ import (
 	"github.com/artifactstate/artifactstate/internal/entitiestest"
 	"github.com/artifactstate/artifactstate/internal/entityid"
 	"github.com/artifactstate/artifactstate/internal/metrics"
+	"github.com/artifactstate/artifactstate/internal/pairs"
 )
 
 func newTestServer(t *testing.T) (*httptest.Server, *entitiestest.Entities) {
@@ -27,7 +28,7 @@ func newTestServer(t *testing.T) (*httptest.Server, *entitiestest.Entities) {
 	m := entitiestest.New()
 	cfg := config.Default().API
 	cfg.MaxBodyBytes = 1024
-	srv := httptest.NewServer(NewHandler(cfg, Deps{Entities: m, Logger: slog.New(slog.DiscardHandler)}))
+	srv := httptest.NewServer(NewHandler(cfg, Deps{Pairs: pairs.New(m, nil, cfg.RequestTimeout), Logger: slog.New(slog.DiscardHandler)}))
 	t.Cleanup(srv.Close)
 	return srv, m
 }
@@ -208,7 +209,7 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 		}
 	}
 	served := map[string]bool{}
-	h := NewHandler(config.Default().API, Deps{Entities: entitiestest.New(), Metrics: metrics.New("test", "test"), Logger: slog.New(slog.DiscardHandler)}).(*gin.Engine)
+	h := NewHandler(config.Default().API, Deps{Pairs: pairs.New(entitiestest.New(), nil, 0), Metrics: metrics.New("test", "test"), Logger: slog.New(slog.DiscardHandler)}).(*gin.Engine)
 	for _, r := range h.Routes() {
 		path := regexp.MustCompile(`:(\w+)`).ReplaceAllString(r.Path, "{$1}")
 		served[r.Method+" "+path] = true

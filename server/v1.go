@@ -1,9 +1,7 @@
 package server
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -11,21 +9,11 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/artifactstate/artifactstate/internal/apierror"
 	"github.com/artifactstate/artifactstate/internal/entities"
 	"github.com/artifactstate/artifactstate/internal/entityid"
 	"github.com/artifactstate/artifactstate/internal/pairs"
-	"github.com/artifactstate/artifactstate/internal/readmodel"
 	"github.com/artifactstate/artifactstate/workflows"
-)
-
-// ReadModel is what the API reads from the Cassandra read model
-// (readmodel.Store); nil when none is configured.
-type ReadModel = pairs.ReadModel
-
-// Page sizes of the list endpoints.
-const (
-	DefaultPageSize = pairs.DefaultPageSize
-	MaxPageSize     = pairs.MaxPageSize
 )
 
 type pairResponse struct {
@@ -63,6 +51,15 @@ type listResponse struct {
 	// Items (include=state): each artifact's state, in the same order.
 	Items []batchItem `json:"items,omitempty"`
 }
+
+// commandNames are the command kinds a command request may name.
+var commandNames = func() string {
+	names := make([]string, len(workflows.CommandKinds))
+	for i, k := range workflows.CommandKinds {
+		names[i] = string(k)
+	}
+	return apierror.OneOf(names)
+}()
 
 type commandRequest struct {
 	Kind workflows.CommandKind `json:"kind"`
@@ -135,9 +132,7 @@ func (s *Server) pair(c *gin.Context) {
 		s.render(c, invalidField("consistency", err.Error()))
 		return
 	}
-	ctx, cancel := s.timeout(c)
-	defer cancel()
-	st, err := s.pairs.Get(ctx, key, consistency)
+	st, err := s.pairs.Get(c.Request.Context(), key, consistency)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -163,8 +158,7 @@ func (s *Server) pairCommand(c *gin.Context) {
 		return
 	}
 	if !req.Kind.Valid() {
-		s.render(c, invalidField("kind", "must be setArtifactReadByUser, setArtifactAddedToUserFeed or setArtifactRemovedFromUserFeed, got "+
-			strconv.Quote(truncate(string(req.Kind)))))
+		s.render(c, invalidField("kind", "must be "+commandNames+", got "+strconv.Quote(truncate(string(req.Kind)))))
 		return
 	}
 	cmd := entities.Command{Kind: req.Kind}
@@ -177,20 +171,7 @@ func (s *Server) pairCommand(c *gin.Context) {
 		s.render(c, apiErr)
 		return
 	}
-	ctx, cancel := s.timeout(c)
-	defer cancel()
-	st, err := s.pairs.Apply(ctx, key, cmd)
-	var mismatch *entities.VersionMismatchError
-	if errors.As(err, &mismatch) {
-		current := toPair(pairs.State{Key: key, ArtifactRead: mismatch.Current.ArtifactRead,
-			ArtifactInUserFeed: mismatch.Current.ArtifactInUserFeed, Version: mismatch.Current.Version, Consistency: pairs.Strong,
-			ArtifactReadChangedAt:       mismatch.Current.ArtifactReadChangedAt,
-			ArtifactInUserFeedChangedAt: mismatch.Current.ArtifactInUserFeedChangedAt})
-		c.Header("ETag", etag(mismatch.Current.Version))
-		writeJSON(c, http.StatusPreconditionFailed, preconditionFailed{Code: "precondition_failed",
-			Error: "If-Match: the pair is at version " + strconv.FormatUint(mismatch.Current.Version, 10) + "; nothing was applied", Current: current})
-		return
-	}
+	st, err := s.pairs.Apply(c.Request.Context(), key, cmd)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -240,9 +221,7 @@ func (s *Server) batchGet(c *gin.Context) {
 			return
 		}
 	}
-	ctx, cancel := s.timeout(c)
-	defer cancel()
-	results, err := s.pairs.BatchGet(ctx, keys, consistency)
+	results, err := s.pairs.BatchGet(c.Request.Context(), keys, consistency)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -256,7 +235,7 @@ func (s *Server) batchItems(c *gin.Context, results []pairs.Result) []batchItem 
 	out := make([]batchItem, len(results))
 	for i, r := range results {
 		if r.Err != nil {
-			out[i] = batchError{UserID: r.State.Key.UserID, ArtifactID: r.State.Key.ArtifactID, Error: s.classify(c, r.Err)}
+			out[i] = batchError{UserID: r.State.Key.UserID, ArtifactID: r.State.Key.ArtifactID, Error: failed(s.classify(c, r.Err))}
 			continue
 		}
 		out[i] = toPair(r.State)
@@ -287,9 +266,7 @@ func (s *Server) feed(c *gin.Context) {
 		s.render(c, invalidField("consistency", err.Error()))
 		return
 	}
-	ctx, cancel := s.timeout(c)
-	defer cancel()
-	page, err := s.pairs.Feed(ctx, userID, pageSize, pageToken, withState, consistency)
+	page, err := s.pairs.Feed(c.Request.Context(), userID, pageSize, pageToken, withState, consistency)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -306,9 +283,7 @@ func (s *Server) readList(c *gin.Context) {
 	if !ok {
 		return
 	}
-	ctx, cancel := s.timeout(c)
-	defer cancel()
-	page, err := s.pairs.ReadArtifacts(ctx, userID, pageSize, pageToken)
+	page, err := s.pairs.ReadArtifacts(c.Request.Context(), userID, pageSize, pageToken)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -325,11 +300,11 @@ func (s *Server) listParams(c *gin.Context) (userID string, pageSize int, pageTo
 	if !s.allowed(c, userID) {
 		return "", 0, "", false
 	}
-	pageSize = DefaultPageSize
+	pageSize = pairs.DefaultPageSize
 	if raw, has := c.GetQuery("pageSize"); has {
 		n, err := strconv.Atoi(raw)
-		if err != nil || n < 1 || n > MaxPageSize {
-			s.render(c, invalidField("pageSize", "must be an integer from 1 to "+strconv.Itoa(MaxPageSize)+", got "+strconv.Quote(truncate(raw))))
+		if err != nil || n < 1 || n > pairs.MaxPageSize {
+			s.render(c, invalidField("pageSize", "must be an integer from 1 to "+strconv.Itoa(pairs.MaxPageSize)+", got "+strconv.Quote(truncate(raw))))
 			return "", 0, "", false
 		}
 		pageSize = n
@@ -354,23 +329,4 @@ func readIfMatch(c *gin.Context) (*uint64, *apiError) {
 		return nil, invalidField("If-Match", `must be one version as the ETag gives it, such as "3", got `+strconv.Quote(truncate(raw)))
 	}
 	return &v, nil
-}
-
-func (s *Server) failReadModel(c *gin.Context, err error) *apiError {
-	ctx := c.Request.Context()
-	switch {
-	case errors.Is(err, pairs.ErrReadModelNotConfigured):
-		return &apiError{status: http.StatusServiceUnavailable, Code: "read_model_not_configured", Error: err.Error()}
-	case errors.Is(err, readmodel.ErrBadPageToken):
-		return invalidField("pageToken", "is not a token this service issued")
-	case errors.Is(err, readmodel.ErrUnavailable):
-		s.logger.WarnContext(ctx, "Read model unavailable", "error", err)
-		return &apiError{status: http.StatusServiceUnavailable, Code: "unavailable",
-			Error: "the read model (Cassandra) is unavailable; retry later"}
-	case errors.Is(err, readmodel.ErrTimeout), errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, entities.ErrTimeout):
-		s.logger.WarnContext(ctx, "Read model timed out", "error", err)
-		return &apiError{status: http.StatusGatewayTimeout, Code: "timeout",
-			Error: "the read model (Cassandra) did not answer in time"}
-	}
-	return nil
 }

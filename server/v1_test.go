@@ -13,6 +13,7 @@ import (
 
 	"github.com/artifactstate/artifactstate/internal/config"
 	"github.com/artifactstate/artifactstate/internal/entitiestest"
+	"github.com/artifactstate/artifactstate/internal/pairs"
 )
 
 func callWith(t *testing.T, method, url, body string, header map[string]string) result {
@@ -178,7 +179,7 @@ func (brokenBody) Read([]byte) (int, error) { return 0, errors.New("connection r
 // malformed request: it answers 499, not 400.
 func TestUnreadableBodyIsNotABadRequest(t *testing.T) {
 	t.Parallel()
-	h := NewHandler(config.Default().API, Deps{Entities: entitiestest.New(), Logger: slog.New(slog.DiscardHandler)})
+	h := NewHandler(config.Default().API, Deps{Pairs: pairs.New(entitiestest.New(), nil, 0), Logger: slog.New(slog.DiscardHandler)})
 	for _, path := range []string{"/artifactState/setArtifactReadByUser", "/v1/users/Mike/artifacts/1/commands"} {
 		req := httptest.NewRequest("POST", path, io.NopCloser(brokenBody{}))
 		rec := httptest.NewRecorder()
@@ -186,4 +187,13 @@ func TestUnreadableBodyIsNotABadRequest(t *testing.T) {
 		require.Equal(t, 499, rec.Code, path)
 		require.Contains(t, rec.Body.String(), `"code":"client_closed_request"`, path)
 	}
+}
+
+func TestUnknownCommandKindNamesEveryKind(t *testing.T) {
+	t.Parallel()
+	srv, _ := newTestServer(t)
+	r := callWith(t, "POST", srv.URL+"/v1/users/Mike/artifacts/7/commands", `{"kind":"setArtifactLiked"}`, nil)
+	require.Equal(t, 400, r.status)
+	require.Equal(t, `{"code":"invalid_argument","error":"kind: must be setArtifactReadByUser, setArtifactAddedToUserFeed or `+
+		`setArtifactRemovedFromUserFeed, got \"setArtifactLiked\"","field":"kind"}`, strings.TrimSpace(r.body))
 }

@@ -42,14 +42,31 @@ func RegisterProjection(r sdkworker.ActivityRegistry, p *activities.Projection) 
 // none never hands them a projection.
 func ProjectionTaskQueue(entityQueue string) string { return entityQueue + "-projection" }
 
+// Settings are the sections of the configuration a worker reads: its own,
+// the entities' task queue (temporal) and the projection's tuning
+// (cassandra.projection). In an fx app they are filled from the supplied
+// sections.
+type Settings struct {
+	fx.In
+	Temporal  config.Temporal
+	Worker    config.Worker
+	Cassandra config.Cassandra
+}
+
+// SettingsOf are the settings of a worker configured by cfg, for programs
+// and tests that hold the whole configuration.
+func SettingsOf(cfg config.Config) Settings {
+	return Settings{Temporal: cfg.Temporal, Worker: cfg.Worker, Cassandra: cfg.Cassandra}
+}
+
 // WorkflowOptions are the entity workflow's options from configuration.
-func WorkflowOptions(cfg config.Config) workflows.Options {
-	p := cfg.Cassandra.Projection
+func WorkflowOptions(s Settings) workflows.Options {
+	p := s.Cassandra.Projection
 	return workflows.Options{
-		MaxHistoryEvents: cfg.Worker.MaxHistoryEvents,
+		MaxHistoryEvents: s.Worker.MaxHistoryEvents,
 		Projection: projection.Options{
 			Timeout: p.Timeout, InitialInterval: p.RetryInitialInterval, MaxInterval: p.RetryMaxInterval,
-			LocalTimeout: p.LocalTimeout, TaskQueue: ProjectionTaskQueue(cfg.Temporal.TaskQueue),
+			LocalTimeout: p.LocalTimeout, TaskQueue: ProjectionTaskQueue(s.Temporal.TaskQueue),
 			RejectedPause: p.RejectedPause,
 		},
 	}
@@ -63,23 +80,23 @@ type Worker struct {
 	versioning config.Versioning
 }
 
-// New returns a worker (not started) polling cfg.Temporal.TaskQueue;
+// New returns a worker (not started) polling temporal.taskQueue;
 // projection nil means no read model.
-func New(c client.Client, cfg config.Config, p *activities.Projection) *Worker {
+func New(c client.Client, s Settings, p *activities.Projection) *Worker {
 	// The sticky cache is process-wide in the SDK; it must be set before the
 	// first worker starts.
-	sdkworker.SetStickyWorkflowCacheSize(cfg.Worker.StickyCacheSize)
-	opts := WorkflowOptions(cfg)
+	sdkworker.SetStickyWorkflowCacheSize(s.Worker.StickyCacheSize)
+	opts := WorkflowOptions(s)
 	opts.Project = p != nil
-	deployment := deploymentOptions(cfg.Worker.Versioning)
+	deployment := deploymentOptions(s.Worker.Versioning)
 	if deployment.UseVersioning {
 		// Pinned runs never change build: they record their history version
 		// instead of a version marker per change.
 		opts.HistoryVersion = workflows.HistoryVersion
 	}
-	entityOpts := entityOptions(cfg.Worker)
+	entityOpts := entityOptions(s.Worker)
 	entityOpts.DeploymentOptions = deployment
-	w := &Worker{entities: sdkworker.New(c, cfg.Temporal.TaskQueue, entityOpts), versioning: cfg.Worker.Versioning}
+	w := &Worker{entities: sdkworker.New(c, s.Temporal.TaskQueue, entityOpts), versioning: s.Worker.Versioning}
 	RegisterWorkflows(w.entities, opts)
 	if p == nil {
 		return w
@@ -88,9 +105,9 @@ func New(c client.Client, cfg config.Config, p *activities.Projection) *Worker {
 	// of versions 1 and 2 schedule it on the entity queue.
 	RegisterProjection(w.entities, p)
 	w.projection = sdkworker.New(c, opts.Projection.TaskQueue, sdkworker.Options{
-		MaxConcurrentActivityExecutionSize: cfg.Worker.MaxConcurrentActivities,
-		ActivityTaskPollerBehavior:         pollers(cfg.Worker, cfg.Worker.ActivityTaskPollers),
-		WorkerStopTimeout:                  cfg.Worker.StopTimeout,
+		MaxConcurrentActivityExecutionSize: s.Worker.MaxConcurrentActivities,
+		ActivityTaskPollerBehavior:         pollers(s.Worker, s.Worker.ActivityTaskPollers),
+		WorkerStopTimeout:                  s.Worker.StopTimeout,
 		DisableWorkflowWorker:              true,
 		// The same version as the entities' queue: a pinned run's
 		// projections run on its own build, and promoting a version checks
@@ -172,15 +189,15 @@ var Module = fx.Module("worker",
 		},
 		New,
 	),
-	fx.Invoke(func(lc fx.Lifecycle, w *Worker, c client.Client, cfg config.Config, logger *slog.Logger) {
+	fx.Invoke(func(lc fx.Lifecycle, w *Worker, c client.Client, cfg config.Temporal, logger *slog.Logger) {
 		lc.Append(fx.Hook{
 			OnStart: func(ctx context.Context) error {
 				if err := w.Start(); err != nil {
-					return fmt.Errorf("start worker on task queue %q at %s: %w", cfg.Temporal.TaskQueue, cfg.Temporal.Address, err)
+					return fmt.Errorf("start worker on task queue %q at %s: %w", cfg.TaskQueue, cfg.Address, err)
 				}
-				v := cfg.Worker.Versioning
-				logger.Info("Worker polling", "taskQueue", cfg.Temporal.TaskQueue, "namespace", cfg.Temporal.Namespace,
-					"temporal", cfg.Temporal.Address, "projection", w.projection != nil,
+				v := w.versioning
+				logger.Info("Worker polling", "taskQueue", cfg.TaskQueue, "namespace", cfg.Namespace,
+					"temporal", cfg.Address, "projection", w.projection != nil,
 					"versioned", v.Enabled, "deployment", v.DeploymentName, "buildId", v.BuildID)
 				if !v.Enabled {
 					return nil

@@ -5,7 +5,11 @@
 // running entities and in the API's calls, so they never change.
 package workflows
 
-import "go.temporal.io/sdk/temporal"
+import (
+	"slices"
+
+	"go.temporal.io/sdk/temporal"
+)
 
 // Durable names of the entity workflow and its handlers.
 const (
@@ -75,14 +79,16 @@ const (
 	SetArtifactRemovedFromUserFeed CommandKind = "setArtifactRemovedFromUserFeed"
 )
 
+// CommandKinds lists every command, in the order the APIs name them. Every
+// layer reads it: the HTTP routes and checks, the gRPC API's enum mapping,
+// the load generator. A new command is a constant above added here, its
+// effect in State.Apply, and its value in the proto enum CommandKind
+// (COMMAND_KIND_ and the name in upper snake case, which the gRPC API's
+// tests check); do not modify the list at run time.
+var CommandKinds = []CommandKind{SetArtifactReadByUser, SetArtifactAddedToUserFeed, SetArtifactRemovedFromUserFeed}
+
 // Valid reports whether k is one of the known commands.
-func (k CommandKind) Valid() bool {
-	switch k {
-	case SetArtifactReadByUser, SetArtifactAddedToUserFeed, SetArtifactRemovedFromUserFeed:
-		return true
-	}
-	return false
-}
+func (k CommandKind) Valid() bool { return slices.Contains(CommandKinds, k) }
 
 // Command is the payload of CommandSignalName.
 type Command struct {

@@ -43,5 +43,5 @@ func New(cfg config.API, a *auth.Authenticator) *Guard {
 
 // Module provides the *Guard.
 var Module = fx.Module("apiguard",
-	fx.Provide(func(cfg config.Config, a *auth.Authenticator) *Guard { return New(cfg.API, a) }),
+	fx.Provide(New),
 )

@@ -16,6 +16,7 @@ import (
 	"github.com/artifactstate/artifactstate/internal/auth/authtest"
 	"github.com/artifactstate/artifactstate/internal/config"
 	"github.com/artifactstate/artifactstate/internal/entitiestest"
+	"github.com/artifactstate/artifactstate/internal/pairs"
 	"github.com/artifactstate/artifactstate/server"
 )
 
@@ -25,7 +26,7 @@ func api(t *testing.T, cfg config.API, a *auth.Authenticator) (*httptest.Server,
 	t.Helper()
 	g := apiguard.New(cfg, a)
 	m := entitiestest.New()
-	srv := httptest.NewServer(server.NewHandler(cfg, server.Deps{Entities: m, Middleware: g.Middleware, Authorize: g.Authorize,
+	srv := httptest.NewServer(server.NewHandler(cfg, server.Deps{Pairs: pairs.New(m, nil, cfg.RequestTimeout), Middleware: g.Middleware, Authorize: g.Authorize,
 		Logger: slog.New(slog.DiscardHandler)}))
 	t.Cleanup(srv.Close)
 	return srv, m

@@ -117,21 +117,21 @@ func FromContext(ctx context.Context) (Principal, bool) {
 // Module provides the *Authenticator of auth, or nil when auth.enabled is
 // false; the JWKS refresher stops with the app.
 var Module = fx.Module("auth",
-	fx.Provide(func(lc fx.Lifecycle, cfg config.Config, logger *slog.Logger) (*Authenticator, error) {
-		if !cfg.Auth.Enabled {
+	fx.Provide(func(lc fx.Lifecycle, cfg config.Auth, logger *slog.Logger) (*Authenticator, error) {
+		if !cfg.Enabled {
 			logger.Warn("Authentication is off (auth.enabled: false): whoever reaches the API may use every user's pairs, " +
 				"and whoever reaches the admin listener may decrypt payloads")
 			return nil, nil
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		lc.Append(fx.StopHook(cancel))
-		a, err := New(ctx, cfg.Auth, Options{Logger: logger})
+		a, err := New(ctx, cfg, Options{Logger: logger})
 		if err != nil {
 			cancel()
 			return nil, err
 		}
-		logger.Info("Authentication on", "jwksURL", cfg.Auth.JWKSURL, "jwksFile", cfg.Auth.JWKSFile,
-			"apiKeysFile", cfg.Auth.APIKeysFile, "serviceScopes", cfg.Auth.ServiceScopes)
+		logger.Info("Authentication on", "jwksURL", cfg.JWKSURL, "jwksFile", cfg.JWKSFile,
+			"apiKeysFile", cfg.APIKeysFile, "serviceScopes", cfg.ServiceScopes)
 		return a, nil
 	}),
 )

@@ -3,9 +3,10 @@ package auth
 import (
 	"encoding/json"
 	"errors"
-	"net/http"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/artifactstate/artifactstate/internal/apiwire"
 )
 
 // Middleware authenticates every request it sees: the principal goes into
@@ -42,16 +43,16 @@ func RequireAdmin(rules Rules) gin.HandlerFunc {
 // Abort answers an error of this package in the API's error shape:
 // 401 unauthenticated or 403 permission_denied.
 func Abort(c *gin.Context, err error) {
-	status, code := http.StatusForbidden, "permission_denied"
+	o := apiwire.PermissionDenied
 	if errors.Is(err, ErrUnauthenticated) {
-		status, code = http.StatusUnauthorized, "unauthenticated"
+		o = apiwire.Unauthenticated
 	}
 	reason := err.Error()
 	var e *Error
 	if errors.As(err, &e) {
 		reason = e.Reason
 	}
-	WriteError(c, status, ErrorBody{Code: code, Error: reason})
+	WriteError(c, o.HTTPStatus, ErrorBody{Code: o.HTTPCode, Error: reason})
 }
 
 // WriteError aborts c with body as compact JSON (Content-Type

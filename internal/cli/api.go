@@ -2,6 +2,7 @@ package cli
 
 import (
 	"github.com/spf13/cobra"
+	"go.uber.org/fx"
 
 	"github.com/artifactstate/artifactstate/internal/apiguard"
 	"github.com/artifactstate/artifactstate/internal/auth"
@@ -9,6 +10,7 @@ import (
 	"github.com/artifactstate/artifactstate/internal/entities"
 	"github.com/artifactstate/artifactstate/internal/grpcapi"
 	"github.com/artifactstate/artifactstate/internal/ops"
+	"github.com/artifactstate/artifactstate/internal/pairs"
 	"github.com/artifactstate/artifactstate/internal/readmodel"
 	"github.com/artifactstate/artifactstate/internal/temporalclient"
 	"github.com/artifactstate/artifactstate/server"
@@ -35,8 +37,11 @@ func newAPICommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return RunApp(cfg, logger, temporalclient.Module, readmodel.Module, entities.Module,
-			auth.Module, apiguard.Module, server.Module, grpcapi.Module, ops.Module)
+		return RunApp(cfg, logger, apiModules...)
 	}
 	return cmd
 }
+
+// apiModules are the api role's.
+var apiModules = []fx.Option{temporalclient.Module, readmodel.Module, entities.Module, pairs.Module,
+	auth.Module, apiguard.Module, server.Module, grpcapi.Module, ops.Module}

@@ -48,7 +48,7 @@ temporal.encryption.keysFile (ARTIFACTSTATE_TEMPORAL_ENCRYPTION_KEYS_FILE).`,
 			return err
 		}
 		// Encrypted histories replay with the keys of temporal.encryption.keysFile.
-		codec, err := temporalclient.Codec(cfg, logger)
+		codec, err := temporalclient.Codec(cfg.Temporal, logger)
 		if err != nil {
 			return err
 		}

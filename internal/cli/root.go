@@ -115,16 +115,27 @@ func (s *Settings) LogFlags(fs *pflag.FlagSet) {
 
 // Load returns the validated configuration, flags applied last.
 func (s *Settings) Load(fs *pflag.FlagSet) (config.Config, error) {
-	cfg, err := config.Load(s.configPath, nil)
-	if err != nil {
+	cfg := config.Default()
+	if err := s.LoadInto(fs, &cfg); err != nil {
 		return cfg, err
+	}
+	return cfg, cfg.Validate()
+}
+
+// LoadInto is Load for a configuration with sections of its own (the dev
+// command's): cfg, set to its defaults, is read from the file and the
+// environment, then the flags of these Settings are applied. The caller
+// applies its own flags and validates the whole.
+func (s *Settings) LoadInto(fs *pflag.FlagSet, cfg config.Extended) error {
+	if err := config.LoadInto(s.configPath, nil, cfg); err != nil {
+		return err
 	}
 	for _, o := range s.overrides {
 		if fs.Changed(o.flag) {
-			o.apply(&cfg)
+			o.apply(cfg.Root())
 		}
 	}
-	return cfg, cfg.Validate()
+	return nil
 }
 
 // NewLogger is the process logger; format is used when log.format is empty.
@@ -144,6 +155,19 @@ func NewLogger(cfg config.Config, role, format string) (*slog.Logger, error) {
 // stops it in reverse order.
 func RunApp(cfg config.Config, logger *slog.Logger, modules ...fx.Option) error {
 	logger.Info("Starting artifactstate", "version", version, "commit", commit, "config", cfg.Redacted())
+	fx.New(app(cfg, logger, modules...)).Run()
+	return nil
+}
+
+// ValidateApp checks, without running anything, that the app of the given
+// modules is given everything its modules ask for.
+func ValidateApp(cfg config.Config, logger *slog.Logger, modules ...fx.Option) error {
+	return fx.ValidateApp(app(cfg, logger, modules...))
+}
+
+// app is the fx app of a role: the configuration's sections, the logger,
+// metrics and tracing, and the role's modules.
+func app(cfg config.Config, logger *slog.Logger, modules ...fx.Option) fx.Option {
 	hostname, err := os.Hostname()
 	if err != nil {
 		hostname = "unknown-host"
@@ -155,8 +179,10 @@ func RunApp(cfg config.Config, logger *slog.Logger, modules ...fx.Option) error 
 	if identity == "" {
 		identity = fmt.Sprintf("%d@%s", os.Getpid(), hostname)
 	}
-	app := fx.New(
-		fx.Supply(cfg, logger, temporalclient.Identity(identity),
+	return fx.Options(
+		// Each module takes the sections of the configuration it reads.
+		fx.Supply(cfg.Sections()...),
+		fx.Supply(logger, temporalclient.Identity(identity),
 			metrics.BuildInfo{Version: version, Commit: commit}, tracing.Version(version)),
 		metrics.Module,
 		tracing.Module,
@@ -170,6 +196,4 @@ func RunApp(cfg config.Config, logger *slog.Logger, modules ...fx.Option) error 
 		fx.StopTimeout(cfg.API.ShutdownTimeout+cfg.Worker.StopTimeout+10*time.Second),
 		fx.Options(modules...),
 	)
-	app.Run()
-	return nil
 }

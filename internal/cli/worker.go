@@ -2,6 +2,7 @@ package cli
 
 import (
 	"github.com/spf13/cobra"
+	"go.uber.org/fx"
 
 	"github.com/artifactstate/artifactstate/internal/auth"
 	"github.com/artifactstate/artifactstate/internal/config"
@@ -33,7 +34,10 @@ func newWorkerCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return RunApp(cfg, logger, temporalclient.Module, readmodel.Module, worker.Module, reconcile.Module, auth.Module, ops.Module)
+		return RunApp(cfg, logger, workerModules...)
 	}
 	return cmd
 }
+
+// workerModules are the worker role's.
+var workerModules = []fx.Option{temporalclient.Module, readmodel.Module, worker.Module, reconcile.Module, auth.Module, ops.Module}

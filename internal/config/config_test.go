@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -67,11 +68,10 @@ func TestValidateListsEveryProblem(t *testing.T) {
 	cfg.Temporal.APIKey = "secret"
 	cfg.API.RequestTimeout = 0
 	cfg.Worker.MaxHistoryEvents = 10
-	cfg.Dev.UIPort = cfg.Dev.FrontendPort
 	err := cfg.Validate()
 	require.Error(t, err)
 	for _, key := range []string{"log.level", "temporal.address", "temporal.taskQueue", "temporal.apiKey",
-		"api.requestTimeout", "worker.maxHistoryEvents", "dev.uiPort"} {
+		"api.requestTimeout", "worker.maxHistoryEvents"} {
 		require.Contains(t, err.Error(), "  - "+key+": ")
 	}
 }
@@ -89,7 +89,7 @@ func TestEnvVarsNamesEveryLeaf(t *testing.T) {
 	names, err := EnvVars()
 	require.NoError(t, err)
 	for _, want := range []string{"ARTIFACTSTATE_TEMPORAL_ADDRESS", "ARTIFACTSTATE_TEMPORAL_TLS_CA_FILE",
-		"ARTIFACTSTATE_API_LISTEN_ADDRESS", "ARTIFACTSTATE_WORKER_MAX_HISTORY_EVENTS", "ARTIFACTSTATE_DEV_IN_MEMORY"} {
+		"ARTIFACTSTATE_API_LISTEN_ADDRESS", "ARTIFACTSTATE_WORKER_MAX_HISTORY_EVENTS"} {
 		require.True(t, slices.Contains(names, want), "missing %s in %v", want, names)
 	}
 	for _, n := range names {
@@ -205,4 +205,50 @@ func TestGRPCSettings(t *testing.T) {
 	require.Error(t, err)
 	require.Contains(t, err.Error(), `grpc.listenAddress: must be host:port, got "nope"`)
 	require.Contains(t, err.Error(), "grpc.clientCAFile: needs grpc.tls")
+}
+
+// An fx app is supplied every section on its own: none may be missing, or
+// a module asking for it would not start.
+func TestSectionsAreEverySection(t *testing.T) {
+	t.Parallel()
+	sections := Default().Sections()
+	fields := reflect.TypeOf(Config{})
+	require.Len(t, sections, fields.NumField())
+	for i := range fields.NumField() {
+		require.Equal(t, fields.Field(i).Type, reflect.TypeOf(sections[i]), "section %d", i)
+	}
+}
+
+// extended is a binary's configuration with a section of its own.
+type extended struct {
+	Config `yaml:",inline"`
+	Extra  struct {
+		Port int `yaml:"port" env:"PORT"`
+	} `yaml:"extra" envPrefix:"EXTRA_"`
+}
+
+func (e *extended) Validate() error { return e.Config.Validate() }
+
+// A binary reads its own section from the same file and environment, with
+// the same rules: unknown keys are errors, bad variables are named.
+func TestExtendedConfigurationLoadsItsOwnSection(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	require.NoError(t, os.WriteFile(path, []byte("temporal:\n  namespace: prod\nextra:\n  port: 7\n"), 0o600))
+	cfg := extended{Config: Default()}
+	require.NoError(t, LoadInto(path, map[string]string{"ARTIFACTSTATE_WORKER_STOP_TIMEOUT": "3s"}, &cfg))
+	require.Equal(t, "prod", cfg.Temporal.Namespace)
+	require.Equal(t, 7, cfg.Extra.Port)
+	require.Equal(t, 3*time.Second, cfg.Worker.StopTimeout)
+	require.NoError(t, LoadInto("", map[string]string{"ARTIFACTSTATE_EXTRA_PORT": "8"}, &cfg))
+	require.Equal(t, 8, cfg.Extra.Port)
+
+	require.NoError(t, os.WriteFile(path, []byte("extra:\n  prot: 7\n"), 0o600))
+	require.ErrorContains(t, LoadInto(path, map[string]string{}, &extended{Config: Default()}), "prot")
+	require.ErrorContains(t, LoadInto("", map[string]string{"ARTIFACTSTATE_EXTRA_PORT": "x"}, &extended{Config: Default()}),
+		"ARTIFACTSTATE_EXTRA_PORT")
+	names, err := EnvVarsOf(&cfg)
+	require.NoError(t, err)
+	require.Contains(t, names, "ARTIFACTSTATE_EXTRA_PORT")
+	require.Contains(t, names, "ARTIFACTSTATE_TEMPORAL_ADDRESS")
 }

@@ -1,7 +1,8 @@
 // Package entities is the Temporal side of the APIs: it turns reads and
 // writes of one (user, artifact) pair into updates and queries of its entity
 // workflow, and Temporal's errors into the few outcomes the APIs tell apart
-// (errors.go). Every transport (HTTP, gRPC) goes through it.
+// (errors.go). The application service (internal/pairs) goes through it
+// for every transport.
 package entities
 
 import (
@@ -193,18 +194,6 @@ func (c *Client) startOptions(key entityid.Key, conflict enumspb.WorkflowIdConfl
 // same pair at once share queries (see coalescer).
 func (c *Client) State(ctx context.Context, key entityid.Key) (workflows.State, error) {
 	return c.reads.read(ctx, key)
-}
-
-// IsArtifactReadByUser answers the pair's read flag.
-func (c *Client) IsArtifactReadByUser(ctx context.Context, key entityid.Key) (bool, error) {
-	s, err := c.State(ctx, key)
-	return s.ArtifactRead, err
-}
-
-// IsArtifactInUserFeed answers the pair's in-feed flag.
-func (c *Client) IsArtifactInUserFeed(ctx context.Context, key entityid.Key) (bool, error) {
-	s, err := c.State(ctx, key)
-	return s.ArtifactInUserFeed, err
 }
 
 // enter takes one of the MaxInFlight slots.

@@ -14,9 +14,9 @@ import (
 // decoding with the client's converter (payload encryption) and bounded to
 // api.maxInFlightTemporalCalls concurrent calls.
 var Module = fx.Module("entities",
-	fx.Provide(func(c client.Client, cfg config.Config, logger *slog.Logger, dc converter.DataConverter) *Client {
-		return New(c, Options{Namespace: cfg.Temporal.Namespace, TaskQueue: cfg.Temporal.TaskQueue,
-			ReadTimeout: cfg.API.RequestTimeout, SearchAttributes: cfg.Temporal.SearchAttributes,
-			DataConverter: dc, MaxInFlight: cfg.API.MaxInFlightTemporalCalls}, logger)
+	fx.Provide(func(c client.Client, temporal config.Temporal, api config.API, logger *slog.Logger, dc converter.DataConverter) *Client {
+		return New(c, Options{Namespace: temporal.Namespace, TaskQueue: temporal.TaskQueue,
+			ReadTimeout: api.RequestTimeout, SearchAttributes: temporal.SearchAttributes,
+			DataConverter: dc, MaxInFlight: api.MaxInFlightTemporalCalls}, logger)
 	}),
 )

@@ -1,7 +1,7 @@
 // Package entitiestest is a test double of the entity store: an in-memory
-// server.Entities, with hooks to inject faults. It serves the tests of the
-// HTTP layer and of the API's clients (server/, internal/loadtest), which
-// need no Temporal; the real store is tested end to end in
+// pairs.Entities, with hooks to inject faults. It serves the tests of the
+// APIs and of their clients (server/, internal/grpcapi, internal/loadtest),
+// which need no Temporal; the real store is tested end to end in
 // internal/integration. Only tests import it.
 package entitiestest
 
@@ -61,7 +61,7 @@ func (m *Entities) Len() int {
 	return len(m.states)
 }
 
-// Apply implements server.Entities, with the entity's idempotency keys and
+// Apply implements pairs.Entities, with the entity's idempotency keys and
 // conditional writes.
 func (m *Entities) Apply(_ context.Context, key entityid.Key, cmd entities.Command) (workflows.State, error) {
 	m.mu.Lock()
@@ -93,7 +93,7 @@ func (m *Entities) Apply(_ context.Context, key entityid.Key, cmd entities.Comma
 	return s, nil
 }
 
-// State implements server.Entities.
+// State implements pairs.Entities.
 func (m *Entities) State(ctx context.Context, key entityid.Key) (workflows.State, error) {
 	m.mu.Lock()
 	gate := m.gate
@@ -110,19 +110,7 @@ func (m *Entities) State(ctx context.Context, key entityid.Key) (workflows.State
 	return m.states[key], m.err
 }
 
-// IsArtifactReadByUser implements server.Entities.
-func (m *Entities) IsArtifactReadByUser(ctx context.Context, key entityid.Key) (bool, error) {
-	s, err := m.State(ctx, key)
-	return s.ArtifactRead, err
-}
-
-// IsArtifactInUserFeed implements server.Entities.
-func (m *Entities) IsArtifactInUserFeed(ctx context.Context, key entityid.Key) (bool, error) {
-	s, err := m.State(ctx, key)
-	return s.ArtifactInUserFeed, err
-}
-
-// Ready implements server.Entities.
+// Ready implements pairs.Entities.
 func (m *Entities) Ready(context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()

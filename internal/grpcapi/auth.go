@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/artifactstate/artifactstate/internal/apiwire"
 	"github.com/artifactstate/artifactstate/internal/auth"
 )
 
@@ -85,7 +86,7 @@ func authFailure(err error) *failure {
 		msg = st.Message()
 	}
 	if errors.Is(err, auth.ErrUnauthenticated) || status.Code(err) == codes.Unauthenticated {
-		return &failure{code: codes.Unauthenticated, reason: ReasonUnauthenticated, message: msg}
+		return outcome(apiwire.Unauthenticated, msg)
 	}
-	return &failure{code: codes.PermissionDenied, reason: ReasonPermissionDenied, message: msg}
+	return outcome(apiwire.PermissionDenied, msg)
 }

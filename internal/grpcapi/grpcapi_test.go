@@ -24,6 +24,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/artifactstate/artifactstate/gen/artifactstate/v1"
+	"github.com/artifactstate/artifactstate/internal/apiwire"
 	"github.com/artifactstate/artifactstate/internal/auth"
 	"github.com/artifactstate/artifactstate/internal/auth/authtest"
 	"github.com/artifactstate/artifactstate/internal/config"
@@ -32,6 +33,7 @@ import (
 	"github.com/artifactstate/artifactstate/internal/entityid"
 	"github.com/artifactstate/artifactstate/internal/limits"
 	"github.com/artifactstate/artifactstate/internal/metrics"
+	"github.com/artifactstate/artifactstate/internal/pairs"
 	"github.com/artifactstate/artifactstate/workflows"
 )
 
@@ -67,10 +69,10 @@ type testServer struct {
 }
 
 // start serves the API over an in-memory connection.
-func start(t *testing.T, e Entities, tune func(*Deps)) testServer {
+func start(t *testing.T, e pairs.Entities, tune func(*Deps)) testServer {
 	t.Helper()
 	m := metrics.New("test", "test")
-	d := Deps{Entities: e, Metrics: m, Logger: slog.New(slog.DiscardHandler)}
+	d := Deps{Pairs: pairs.New(e, nil, 5*time.Second), Metrics: m, Logger: slog.New(slog.DiscardHandler)}
 	if tune != nil {
 		tune(&d)
 	}
@@ -111,7 +113,7 @@ func requireStatus(t *testing.T, err error, code codes.Code, reason string) *sta
 	}
 	require.NotNil(t, info, "no ErrorInfo in %v", st.Details())
 	require.Equal(t, reason, info.GetReason())
-	require.Equal(t, ErrorDomain, info.GetDomain())
+	require.Equal(t, apiwire.ErrorDomain, info.GetDomain())
 	return st
 }
 
@@ -233,7 +235,7 @@ func TestBadInputNamesTheField(t *testing.T) {
 		}, "page_size"},
 	}
 	for _, tc := range cases {
-		st := requireStatus(t, tc.call(), codes.InvalidArgument, ReasonInvalidArgument)
+		st := requireStatus(t, tc.call(), codes.InvalidArgument, apiwire.InvalidArgument.Reason)
 		require.Equal(t, tc.field, violatedField(t, st), tc.name)
 		require.True(t, strings.HasPrefix(st.Message(), tc.field+": "), "%s: %q", tc.name, st.Message())
 	}
@@ -267,7 +269,7 @@ func TestConditionalWriteAnswersTheCurrentState(t *testing.T) {
 	require.NoError(t, err)
 	_, err = c.ApplyCommand(ctx, &pb.ApplyCommandRequest{UserId: "Mike", ArtifactId: 7, IfVersion: &zero,
 		Kind: pb.CommandKind_COMMAND_KIND_SET_ARTIFACT_REMOVED_FROM_USER_FEED})
-	st := requireStatus(t, err, codes.FailedPrecondition, ReasonVersionMismatch)
+	st := requireStatus(t, err, codes.FailedPrecondition, apiwire.VersionMismatch.Reason)
 	var current *pb.PairState
 	var precondition *errdetails.PreconditionFailure
 	for _, d := range st.Details() {
@@ -305,7 +307,7 @@ func TestIdempotencyKey(t *testing.T) {
 	require.False(t, in.GetAnswer(), "the retry did not put the artifact back")
 
 	_, err = c.ApplyCommand(ctx, &pb.ApplyCommandRequest{UserId: "Mike", ArtifactId: 7, Kind: pb.CommandKind_COMMAND_KIND_SET_ARTIFACT_READ_BY_USER, IdempotencyKey: "add-7"})
-	st := requireStatus(t, err, codes.FailedPrecondition, ReasonIdempotencyKeyReused)
+	st := requireStatus(t, err, codes.FailedPrecondition, apiwire.IdempotencyKeyReused.Reason)
 	require.Equal(t, "idempotency_key", violatedField(t, st))
 }
 
@@ -328,10 +330,10 @@ func TestFailuresMapToCodes(t *testing.T) {
 		code   codes.Code
 		reason string
 	}{
-		{fmt.Errorf("%w: connection refused", entities.ErrUnavailable), codes.Unavailable, ReasonTemporalUnavailable},
-		{fmt.Errorf("%w: workflow task failing", entities.ErrEntityStuck), codes.Unavailable, ReasonEntityStuck},
-		{fmt.Errorf("%w: deadline", entities.ErrTimeout), codes.DeadlineExceeded, ReasonTemporalTimeout},
-		{errors.New("something else"), codes.Internal, ReasonInternal},
+		{fmt.Errorf("%w: connection refused", entities.ErrUnavailable), codes.Unavailable, apiwire.TemporalUnavailable.Reason},
+		{fmt.Errorf("%w: workflow task failing", entities.ErrEntityStuck), codes.Unavailable, apiwire.EntityStuck.Reason},
+		{fmt.Errorf("%w: deadline", entities.ErrTimeout), codes.DeadlineExceeded, apiwire.TemporalTimeout.Reason},
+		{errors.New("something else"), codes.Internal, apiwire.Internal.Reason},
 	} {
 		store.FailWith(tc.err)
 		for _, call := range []func() error{read, write} {
@@ -370,7 +372,7 @@ func TestFailuresMapToCodes(t *testing.T) {
 		"feed": func() error { _, err := c.ListFeed(ctx, &pb.ListFeedRequest{UserId: "Mike"}); return err },
 		"read": func() error { _, err := c.ListRead(ctx, &pb.ListReadRequest{UserId: "Mike"}); return err },
 	} {
-		st := requireStatus(t, call(), codes.FailedPrecondition, ReasonReadModelNotConfigured)
+		st := requireStatus(t, call(), codes.FailedPrecondition, apiwire.ReadModelNotConfigured.Reason)
 		require.Contains(t, st.Message(), "cassandra.hosts", name)
 	}
 }
@@ -397,7 +399,7 @@ func TestBatchGetPerItemErrors(t *testing.T) {
 	require.NotNil(t, e)
 	require.Equal(t, "Stuck", r.GetResults()[1].GetUserId())
 	require.Equal(t, int32(codes.Unavailable), e.GetCode())
-	require.Equal(t, ReasonEntityStuck, e.GetReason())
+	require.Equal(t, apiwire.EntityStuck.Reason, e.GetReason())
 	require.Equal(t, 2*time.Second, e.GetRetryDelay().AsDuration())
 	require.Equal(t, "Ann", r.GetResults()[2].GetState().GetUserId())
 	require.False(t, r.GetResults()[2].GetState().GetArtifactRead())
@@ -506,7 +508,7 @@ func TestSessionAnswers(t *testing.T) {
 	require.True(t, got[0].GetApplyCommand().GetState().GetArtifactInUserFeed())
 	require.Equal(t, uint64(1), got[1].GetGetPair().GetState().GetVersion(), "a read sees the write sent before it")
 	require.Equal(t, int32(codes.FailedPrecondition), got[2].GetError().GetCode())
-	require.Equal(t, ReasonVersionMismatch, got[2].GetError().GetReason())
+	require.Equal(t, apiwire.VersionMismatch.Reason, got[2].GetError().GetReason())
 	require.Equal(t, uint64(1), got[2].GetError().GetCurrent().GetVersion())
 	require.Equal(t, "get_pair.user_id", got[3].GetError().GetField())
 	require.Equal(t, int32(codes.InvalidArgument), got[3].GetError().GetCode())
@@ -614,12 +616,12 @@ func TestAuthorizerIsAskedForEveryPair(t *testing.T) {
 	_, err := c.GetAllStates(ctx, &pb.GetAllStatesRequest{UserId: "Mike", ArtifactId: 1})
 	require.NoError(t, err)
 	_, err = c.GetAllStates(ctx, &pb.GetAllStatesRequest{UserId: "Ann", ArtifactId: 1})
-	st := requireStatus(t, err, codes.PermissionDenied, ReasonPermissionDenied)
+	st := requireStatus(t, err, codes.PermissionDenied, apiwire.PermissionDenied.Reason)
 	require.Equal(t, "only Mike's pairs", st.Message())
 	_, err = c.BatchGet(ctx, &pb.BatchGetRequest{Pairs: []*pb.Pair{{UserId: "Mike"}, {UserId: "Ann"}}})
-	requireStatus(t, err, codes.PermissionDenied, ReasonPermissionDenied)
+	requireStatus(t, err, codes.PermissionDenied, apiwire.PermissionDenied.Reason)
 	_, err = c.ListRead(ctx, &pb.ListReadRequest{UserId: "Ann"})
-	requireStatus(t, err, codes.PermissionDenied, ReasonPermissionDenied)
+	requireStatus(t, err, codes.PermissionDenied, apiwire.PermissionDenied.Reason)
 	stream, answers := openSession(t, c, []*pb.SessionRequest{getReq("ann", "Ann", 1), getReq("mike", "Mike", 1)})
 	require.NoError(t, stream.CloseSend())
 	first, second := <-answers, <-answers
@@ -672,7 +674,7 @@ func TestStopEndsStreamsPromptly(t *testing.T) {
 	}}
 	s := start(t, h, nil)
 	ctx := ctxT(t)
-	watch, err := healthpb.NewHealthClient(s.conn).Watch(ctx, &healthpb.HealthCheckRequest{Service: ServiceName})
+	watch, err := healthpb.NewHealthClient(s.conn).Watch(ctx, &healthpb.HealthCheckRequest{Service: apiwire.ServiceName})
 	require.NoError(t, err)
 	first, err := watch.Recv()
 	require.NoError(t, err)
@@ -725,20 +727,20 @@ func TestAuthenticationWithTheHTTPAPIsVerifier(t *testing.T) {
 	}
 	req := &pb.GetAllStatesRequest{UserId: "Mike", ArtifactId: 1}
 	_, err = s.client.GetAllStates(ctx, req)
-	requireStatus(t, err, codes.Unauthenticated, ReasonUnauthenticated)
+	requireStatus(t, err, codes.Unauthenticated, apiwire.Unauthenticated.Reason)
 	_, err = s.client.GetAllStates(as(idp.Token("Mike", "", -time.Minute)), req)
-	requireStatus(t, err, codes.Unauthenticated, ReasonUnauthenticated)
+	requireStatus(t, err, codes.Unauthenticated, apiwire.Unauthenticated.Reason)
 	_, err = s.client.GetAllStates(as(idp.Token("Mike", "", time.Minute)), req)
 	require.NoError(t, err, "a user reads its own pairs")
 	_, err = s.client.GetAllStates(as(idp.Token("Ann", "", time.Minute)), req)
-	requireStatus(t, err, codes.PermissionDenied, ReasonPermissionDenied)
+	requireStatus(t, err, codes.PermissionDenied, apiwire.PermissionDenied.Reason)
 	_, err = s.client.GetAllStates(as(idp.Token("feed-service", auth.ScopeService, time.Minute)), req)
 	require.NoError(t, err, "a service reads every user's pairs")
 
 	stream, err := s.client.Session(ctx)
 	require.NoError(t, err)
 	_, err = stream.Recv()
-	requireStatus(t, err, codes.Unauthenticated, ReasonUnauthenticated)
+	requireStatus(t, err, codes.Unauthenticated, apiwire.Unauthenticated.Reason)
 
 	r, err := healthpb.NewHealthClient(s.conn).Check(ctx, &healthpb.HealthCheckRequest{})
 	require.NoError(t, err, "health checks need no credentials")

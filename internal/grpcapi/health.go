@@ -10,10 +10,12 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
+
+	"github.com/artifactstate/artifactstate/internal/apiwire"
 )
 
 // readiness sets the serving status of the health service ("" and
-// ServiceName) from Temporal's readiness, checked every interval: SERVING
+// apiwire.ServiceName) from Temporal's readiness, checked every interval: SERVING
 // while Temporal answers, NOT_SERVING otherwise, as /readyz answers 200 or
 // 503 on the HTTP port.
 type readiness struct {
@@ -79,7 +81,7 @@ func (r *readiness) run(ctx context.Context) {
 
 func (r *readiness) set(s healthpb.HealthCheckResponse_ServingStatus) {
 	r.health.SetServingStatus("", s)
-	r.health.SetServingStatus(ServiceName, s)
+	r.health.SetServingStatus(apiwire.ServiceName, s)
 }
 
 // stoppingHealth is the health service whose Watch streams end when the

@@ -9,11 +9,11 @@ import (
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/artifactstate/artifactstate/internal/apiwire"
 	"github.com/artifactstate/artifactstate/internal/auth"
 	"github.com/artifactstate/artifactstate/internal/limits"
 )
@@ -85,9 +85,9 @@ func rateLimited(err error) error {
 	if errors.As(err, &re) {
 		retry = time.Duration(re.RetryAfterSeconds()) * time.Second
 	}
-	st := status.New(codes.ResourceExhausted, fmt.Sprintf("rate limit: %v; retry after %v", err, retry))
+	st := status.New(apiwire.RateLimited.Code, fmt.Sprintf("rate limit: %v; retry after %v", err, retry))
 	if withDetails, derr := st.WithDetails(
-		&errdetails.ErrorInfo{Reason: "RATE_LIMITED", Domain: "artifactstate"},
+		&errdetails.ErrorInfo{Reason: apiwire.RateLimited.Reason, Domain: apiwire.ErrorDomain},
 		&errdetails.RetryInfo{RetryDelay: durationpb.New(retry)},
 	); derr == nil {
 		st = withDetails

@@ -11,10 +11,9 @@ import (
 
 	"github.com/artifactstate/artifactstate/internal/auth"
 	"github.com/artifactstate/artifactstate/internal/config"
-	"github.com/artifactstate/artifactstate/internal/entities"
 	"github.com/artifactstate/artifactstate/internal/limits"
 	"github.com/artifactstate/artifactstate/internal/metrics"
-	"github.com/artifactstate/artifactstate/internal/readmodel"
+	"github.com/artifactstate/artifactstate/internal/pairs"
 	"github.com/artifactstate/artifactstate/internal/tlsfiles"
 	"github.com/artifactstate/artifactstate/internal/tracing"
 )
@@ -23,17 +22,14 @@ import (
 // (nothing when it is empty). On stop it reports NOT_SERVING, stops
 // accepting calls and waits (up to api.shutdownTimeout) for those in flight.
 var Module = fx.Module("grpcapi",
-	fx.Invoke(func(lc fx.Lifecycle, sd fx.Shutdowner, cfg config.Config, e *entities.Client, store *readmodel.Store,
+	fx.Invoke(func(lc fx.Lifecycle, sd fx.Shutdowner, cfg config.GRPC, api config.API, p *pairs.Service,
 		a *auth.Authenticator, m *metrics.Metrics, t *tracing.Tracing, logger *slog.Logger) error {
-		if cfg.GRPC.ListenAddress == "" {
+		if cfg.ListenAddress == "" {
 			logger.Info("gRPC API off (grpc.listenAddress is empty)")
 			return nil
 		}
-		d := Deps{Entities: e, Metrics: m, Tracing: t.Enabled(), Logger: logger}
-		if store != nil { // a nil *Store must not become a non-nil interface
-			d.ReadModel = store
-		}
-		rl := limits.NewRateLimiter(cfg.API.RateLimit)
+		d := Deps{Pairs: p, Metrics: m, Tracing: t.Enabled(), Logger: logger}
+		rl := limits.NewRateLimiter(api.RateLimit)
 		if rl.Enabled() {
 			d.UnaryInterceptors = append(d.UnaryInterceptors, UnaryGlobalLimit(rl))
 		}
@@ -47,18 +43,18 @@ var Module = fx.Module("grpcapi",
 			d.StreamInterceptors = append(d.StreamInterceptors, StreamLimit(rl))
 		}
 		var err error
-		if d.TLS, err = ServerTLS(cfg.GRPC); err != nil {
+		if d.TLS, err = ServerTLS(cfg); err != nil {
 			return err
 		}
-		srv, err := New(Options{RequestTimeout: cfg.API.RequestTimeout, RetryAfter: cfg.API.RetryAfter}, d)
+		srv, err := New(Options{RequestTimeout: api.RequestTimeout, RetryAfter: api.RetryAfter}, d)
 		if err != nil {
 			return err
 		}
 		lc.Append(fx.Hook{
 			OnStart: func(context.Context) error {
-				ln, err := net.Listen("tcp", cfg.GRPC.ListenAddress)
+				ln, err := net.Listen("tcp", cfg.ListenAddress)
 				if err != nil {
-					return fmt.Errorf("grpc.listenAddress %s: %w", cfg.GRPC.ListenAddress, err)
+					return fmt.Errorf("grpc.listenAddress %s: %w", cfg.ListenAddress, err)
 				}
 				logger.Info("gRPC API listening", "address", ln.Addr().String(), "tls", d.TLS != nil)
 				go func() {
@@ -72,7 +68,7 @@ var Module = fx.Module("grpcapi",
 				return nil
 			},
 			OnStop: func(ctx context.Context) error {
-				ctx, cancel := context.WithTimeout(ctx, cfg.API.ShutdownTimeout)
+				ctx, cancel := context.WithTimeout(ctx, api.ShutdownTimeout)
 				defer cancel()
 				srv.Stop(ctx)
 				logger.Info("gRPC API stopped")

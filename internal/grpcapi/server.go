@@ -1,6 +1,7 @@
 // Package grpcapi is the gRPC API (proto/artifactstate/v1): the same
-// operations as the HTTP API, on package pairs, with the same validation
-// and the same outcomes as gRPC statuses (errors.go); a Session stream
+// operations as the HTTP API, on the application service (internal/pairs),
+// with the same validation and the same outcomes (internal/apierror) as
+// gRPC statuses (errors.go); a Session stream
 // (session.go); gRPC health checking that follows Temporal's readiness
 // (health.go); server reflection; Prometheus metrics from the grpc-ecosystem
 // interceptors; OpenTelemetry tracing; TLS.
@@ -30,23 +31,10 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/artifactstate/artifactstate/gen/artifactstate/v1"
-	"github.com/artifactstate/artifactstate/internal/entities"
-	"github.com/artifactstate/artifactstate/internal/entityid"
+	"github.com/artifactstate/artifactstate/internal/apierror"
 	"github.com/artifactstate/artifactstate/internal/metrics"
 	"github.com/artifactstate/artifactstate/internal/pairs"
-	"github.com/artifactstate/artifactstate/workflows"
 )
-
-// ServiceName is the full name of the API's service, as health checks and
-// reflection name it.
-const ServiceName = "artifactstate.v1.ArtifactStateService"
-
-// Entities is what the API needs from the entity store (entities.Client).
-type Entities interface {
-	Apply(ctx context.Context, key entityid.Key, cmd entities.Command) (workflows.State, error)
-	State(ctx context.Context, key entityid.Key) (workflows.State, error)
-	Ready(ctx context.Context) error
-}
 
 // Authorizer decides whether the caller of ctx may read and write the pairs
 // of userID; nil lets every caller use every pair. An error that is a
@@ -58,8 +46,8 @@ type Authorizer func(ctx context.Context, userID string) error
 
 // Options tune the server.
 type Options struct {
-	// RequestTimeout bounds each request's calls to Temporal and Cassandra
-	// (api.requestTimeout).
+	// RequestTimeout is api.requestTimeout, which bounds the calls of
+	// Deps.Pairs; the message of a timeout names it.
 	RequestTimeout time.Duration
 	// RetryAfter is the RetryInfo of Unavailable answers (api.retryAfter).
 	RetryAfter time.Duration
@@ -70,10 +58,9 @@ type Options struct {
 
 // Deps are what the server uses.
 type Deps struct {
-	Entities Entities
-	// ReadModel may be nil: the calls served from it then answer
-	// FailedPrecondition (READ_MODEL_NOT_CONFIGURED).
-	ReadModel pairs.ReadModel
+	// Pairs is the service every call uses; without a read model the calls
+	// served from it answer FailedPrecondition (READ_MODEL_NOT_CONFIGURED).
+	Pairs *pairs.Service
 	// Metrics may be nil: no gRPC metrics. Otherwise the grpc_server_*
 	// metrics are registered on its registry.
 	Metrics *metrics.Metrics
@@ -106,8 +93,8 @@ func New(o Options, d Deps) (*Server, error) {
 		o.HealthInterval = 5 * time.Second
 	}
 	logger := d.Logger.With("component", "grpc")
-	svc := &service{opts: o, pairs: pairs.New(d.Entities, d.ReadModel), authorize: d.Authorize, logger: logger,
-		stopping: make(chan struct{})}
+	svc := &service{opts: o, pairs: d.Pairs, authorize: d.Authorize, logger: logger, stopping: make(chan struct{}),
+		failures: apierror.Classifier{Dialect: grpcDialect, RequestTimeout: o.RequestTimeout, Logger: logger}}
 
 	var unary []grpc.UnaryServerInterceptor
 	var stream []grpc.StreamServerInterceptor
@@ -147,7 +134,7 @@ func New(o Options, d Deps) (*Server, error) {
 		serverMetrics.InitializeMetrics(g)
 	}
 	return &Server{grpc: g, health: h, service: svc, logger: logger,
-		readiness: newReadiness(h, d.Entities.Ready, o.HealthInterval, logger)}, nil
+		readiness: newReadiness(h, d.Pairs.Ready, o.HealthInterval, logger)}, nil
 }
 
 // Serve serves on ln until Stop; the health service reports NOT_SERVING

@@ -9,19 +9,22 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/artifactstate/artifactstate/gen/artifactstate/v1"
+	"github.com/artifactstate/artifactstate/internal/apierror"
 	"github.com/artifactstate/artifactstate/internal/entities"
 	"github.com/artifactstate/artifactstate/internal/entityid"
 	"github.com/artifactstate/artifactstate/internal/pairs"
 	"github.com/artifactstate/artifactstate/workflows"
 )
 
-// service implements pb.ArtifactStateServiceServer on package pairs, as the
-// HTTP API (package server) does. Its handlers return plain errors, mapped
-// to statuses by classify (errors.go) once per call.
+// service implements pb.ArtifactStateServiceServer on the application
+// service (internal/pairs), as the HTTP API (package server) does. Its
+// handlers return plain errors, mapped to statuses by classify (errors.go)
+// once per call.
 type service struct {
 	pb.UnimplementedArtifactStateServiceServer
 	opts      Options
 	pairs     *pairs.Service
+	failures  apierror.Classifier
 	authorize Authorizer
 	logger    *slog.Logger
 	// stopping is closed when the server starts to stop (Server.Stop).
@@ -35,12 +38,6 @@ func answer[T any](s *service, ctx context.Context, resp T, err error, write boo
 		return zero, s.classify(ctx, err, write).err()
 	}
 	return resp, nil
-}
-
-// timeout bounds a request's calls to Temporal and Cassandra (the caller's
-// own deadline still applies when shorter).
-func (s *service) timeout(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, s.opts.RequestTimeout)
 }
 
 // pair validates the pair a request names and checks that the caller may
@@ -92,10 +89,8 @@ func (s *service) command(ctx context.Context, kind workflows.CommandKind, userI
 	if cmd.IdempotencyKey, err = idempotencyKey("idempotency_key", idempotency); err != nil {
 		return err
 	}
-	ctx, cancel := s.timeout(ctx)
-	defer cancel()
 	_, err = s.pairs.Apply(ctx, k, cmd)
-	return withKey(k, err)
+	return err
 }
 
 func (s *service) IsArtifactReadByUser(ctx context.Context, r *pb.IsArtifactReadByUserRequest) (*pb.IsArtifactReadByUserResponse, error) {
@@ -120,10 +115,7 @@ func (s *service) strong(ctx context.Context, userID string, artifactID int64) (
 	if err != nil {
 		return pairs.State{}, err
 	}
-	ctx, cancel := s.timeout(ctx)
-	defer cancel()
-	st, err := s.pairs.Get(ctx, k, pairs.Strong)
-	return st, withKey(k, err)
+	return s.pairs.Get(ctx, k, pairs.Strong)
 }
 
 // --- The v1 calls.
@@ -151,11 +143,9 @@ func (s *service) applyCommand(ctx context.Context, prefix string, r *pb.ApplyCo
 		v := r.GetIfVersion()
 		cmd.IfVersion = &v
 	}
-	ctx, cancel := s.timeout(ctx)
-	defer cancel()
 	st, err := s.pairs.Apply(ctx, k, cmd)
 	if err != nil {
-		return nil, withKey(k, err)
+		return nil, err
 	}
 	return &pb.ApplyCommandResponse{State: statePB(st)}, nil
 }
@@ -174,11 +164,9 @@ func (s *service) getPair(ctx context.Context, prefix string, r *pb.GetPairReque
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := s.timeout(ctx)
-	defer cancel()
 	st, err := s.pairs.Get(ctx, k, c)
 	if err != nil {
-		return nil, withKey(k, err)
+		return nil, err
 	}
 	return &pb.GetPairResponse{State: statePB(st)}, nil
 }
@@ -202,8 +190,6 @@ func (s *service) batchGet(ctx context.Context, r *pb.BatchGetRequest) (*pb.Batc
 			return nil, err
 		}
 	}
-	ctx, cancel := s.timeout(ctx)
-	defer cancel()
 	results, err := s.pairs.BatchGet(ctx, keys, c)
 	if err != nil {
 		return nil, err
@@ -218,7 +204,7 @@ func (s *service) results(ctx context.Context, results []pairs.Result) []*pb.Pai
 	for i, r := range results {
 		item := &pb.PairResult{UserId: r.State.Key.UserID, ArtifactId: r.State.Key.ArtifactID}
 		if r.Err != nil {
-			item.Result = &pb.PairResult_Error{Error: s.classify(ctx, withKey(r.State.Key, r.Err), false).proto()}
+			item.Result = &pb.PairResult_Error{Error: s.classify(ctx, r.Err, false).proto()}
 		} else {
 			item.Result = &pb.PairResult_State{State: statePB(r.State)}
 		}
@@ -251,8 +237,6 @@ func (s *service) listFeed(ctx context.Context, r *pb.ListFeedRequest) (*pb.List
 	if err := s.allowed(ctx, r.GetUserId()); err != nil {
 		return nil, err
 	}
-	ctx, cancel := s.timeout(ctx)
-	defer cancel()
 	page, err := s.pairs.Feed(ctx, r.GetUserId(), size, r.GetPageToken(), r.GetIncludeState(), c)
 	if err != nil {
 		return nil, err
@@ -280,8 +264,6 @@ func (s *service) listRead(ctx context.Context, r *pb.ListReadRequest) (*pb.List
 	if err := s.allowed(ctx, r.GetUserId()); err != nil {
 		return nil, err
 	}
-	ctx, cancel := s.timeout(ctx)
-	defer cancel()
 	page, err := s.pairs.ReadArtifacts(ctx, r.GetUserId(), size, r.GetPageToken())
 	if err != nil {
 		return nil, err

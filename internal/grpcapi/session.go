@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/artifactstate/artifactstate/gen/artifactstate/v1"
+	"github.com/artifactstate/artifactstate/internal/apiwire"
 	"github.com/artifactstate/artifactstate/internal/entityid"
 )
 
@@ -188,7 +189,7 @@ func (s *service) answer(ctx context.Context, req *pb.SessionRequest) (resp *pb.
 	defer func() {
 		if p := recover(); p != nil {
 			s.logger.ErrorContext(ctx, "Session request panicked", "panic", p, "stack", string(debug.Stack()))
-			resp.Response = &pb.SessionResponse_Error{Error: (&failure{code: codes.Internal, reason: ReasonInternal, message: "internal error"}).proto()}
+			resp.Response = &pb.SessionResponse_Error{Error: outcome(apiwire.Internal, "internal error").proto()}
 		}
 	}()
 	fail := func(err error, write bool) *pb.SessionResponse {

@@ -6,6 +6,8 @@ import (
 	"unicode/utf8"
 
 	pb "github.com/artifactstate/artifactstate/gen/artifactstate/v1"
+	"github.com/artifactstate/artifactstate/internal/apierror"
+	"github.com/artifactstate/artifactstate/internal/apiwire"
 	"github.com/artifactstate/artifactstate/internal/entityid"
 	"github.com/artifactstate/artifactstate/internal/pairs"
 	"github.com/artifactstate/artifactstate/workflows"
@@ -41,17 +43,32 @@ func userID(prefix, id string) error {
 	return err
 }
 
-var commandKinds = map[pb.CommandKind]workflows.CommandKind{
-	pb.CommandKind_COMMAND_KIND_SET_ARTIFACT_READ_BY_USER:           workflows.SetArtifactReadByUser,
-	pb.CommandKind_COMMAND_KIND_SET_ARTIFACT_ADDED_TO_USER_FEED:     workflows.SetArtifactAddedToUserFeed,
-	pb.CommandKind_COMMAND_KIND_SET_ARTIFACT_REMOVED_FROM_USER_FEED: workflows.SetArtifactRemovedFromUserFeed,
-}
+// commandKinds maps the proto enum's values to the commands, each named
+// as apiwire.CommandKindEnum says (TestEveryCommandHasItsEnumValue).
+var commandKinds = func() map[pb.CommandKind]workflows.CommandKind {
+	m := map[pb.CommandKind]workflows.CommandKind{}
+	for _, k := range workflows.CommandKinds {
+		if v, ok := pb.CommandKind_value[apiwire.CommandKindEnum(string(k))]; ok {
+			m[pb.CommandKind(v)] = k
+		}
+	}
+	return m
+}()
+
+// commandKindNames are the enum values a request may name.
+var commandKindNames = func() string {
+	names := make([]string, len(workflows.CommandKinds))
+	for i, k := range workflows.CommandKinds {
+		names[i] = apiwire.CommandKindEnum(string(k))
+	}
+	return apierror.OneOf(names)
+}()
 
 func commandKind(field string, k pb.CommandKind) (workflows.CommandKind, error) {
 	if kind, ok := commandKinds[k]; ok {
 		return kind, nil
 	}
-	return "", invalid(field, "must be COMMAND_KIND_SET_ARTIFACT_READ_BY_USER, COMMAND_KIND_SET_ARTIFACT_ADDED_TO_USER_FEED or COMMAND_KIND_SET_ARTIFACT_REMOVED_FROM_USER_FEED, got %s", enumName(k.String(), int32(k)))
+	return "", invalid(field, "must be %s, got %s", commandKindNames, enumName(k.String(), int32(k)))
 }
 
 // consistency validates c; unspecified is def.

@@ -49,9 +49,9 @@ func APIOptions(cfg config.API) Options {
 
 // AdminOptions are the admin listener's: the API's read bounds, and a write
 // timeout long enough for a 60 s CPU profile.
-func AdminOptions(cfg config.Config) Options {
-	o := APIOptions(cfg.API)
-	o.Name, o.ConfigKey, o.Address, o.TLS = "admin", "admin.listenAddress", cfg.Admin.ListenAddress, cfg.Admin.TLS
+func AdminOptions(cfg config.Admin, api config.API) Options {
+	o := APIOptions(api)
+	o.Name, o.ConfigKey, o.Address, o.TLS = "admin", "admin.listenAddress", cfg.ListenAddress, cfg.TLS
 	o.WriteTimeout = 90 * time.Second
 	o.ShutdownTimeout = 5 * time.Second
 	return o

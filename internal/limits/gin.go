@@ -1,7 +1,6 @@
 package limits
 
 import (
-	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
@@ -9,6 +8,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/artifactstate/artifactstate/internal/apiwire"
 	"github.com/artifactstate/artifactstate/internal/auth"
 )
 
@@ -58,7 +58,5 @@ func reject(c *gin.Context, err error) {
 		retry = re.RetryAfterSeconds()
 	}
 	c.Header("Retry-After", strconv.Itoa(retry))
-	body, _ := json.Marshal(auth.ErrorBody{Code: "rate_limited", Error: err.Error()})
-	c.Abort()
-	c.Data(http.StatusTooManyRequests, "application/json", body)
+	auth.WriteError(c, apiwire.RateLimited.HTTPStatus, auth.ErrorBody{Code: apiwire.RateLimited.HTTPCode, Error: err.Error()})
 }

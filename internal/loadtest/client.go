@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/artifactstate/artifactstate/internal/apiwire"
 	"github.com/artifactstate/artifactstate/internal/entityid"
 	"github.com/artifactstate/artifactstate/workflows"
 )
@@ -311,10 +312,6 @@ func (c *Client) AllStatesOp(p Pair, get bool) Op {
 	}}
 }
 
-// CodeReadModelNotConfigured is the error code of the read-model endpoints
-// when the service has no Cassandra.
-const CodeReadModelNotConfigured = "read_model_not_configured"
-
 // Eventual reads p from the read model (GET
 // /v1/users/{userId}/artifacts/{artifactId}?consistency=eventual).
 func (c *Client) Eventual(ctx context.Context, p Pair) (PairState, Result) {
@@ -364,6 +361,6 @@ func (c *Client) EventualOp(p Pair) Op {
 // endpoint of a service without read model.
 func ReadModelNotConfigured(err error) bool {
 	var se *StatusError
-	return errors.As(err, &se) && se.Status == http.StatusServiceUnavailable && se.Code == CodeReadModelNotConfigured ||
-		grpcReadModelNotConfigured(err)
+	o := apiwire.ReadModelNotConfigured
+	return errors.As(err, &se) && se.Status == o.HTTPStatus && se.Code == o.HTTPCode || grpcReadModelNotConfigured(err)
 }

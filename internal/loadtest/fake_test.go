@@ -14,6 +14,7 @@ import (
 	"github.com/artifactstate/artifactstate/internal/entities"
 	"github.com/artifactstate/artifactstate/internal/entitiestest"
 	"github.com/artifactstate/artifactstate/internal/entityid"
+	"github.com/artifactstate/artifactstate/internal/pairs"
 	"github.com/artifactstate/artifactstate/internal/readmodel"
 	"github.com/artifactstate/artifactstate/server"
 	"github.com/artifactstate/artifactstate/workflows"
@@ -23,7 +24,7 @@ import (
 //   - loseRead: every setArtifactReadByUser of the first pair that gets one
 //     is acknowledged but not applied;
 //   - writeErr, readErr: writes or reads of a pair fail with the error;
-//   - notInFeed: isArtifactInUserFeed of a pair answers false (a stale read);
+//   - notInFeed: reads of a pair answer it is not in the feed (a stale read);
 //   - forgetRead: reads answer read=false (a replica that never saw a
 //     setArtifactReadByUser).
 type memoryEntities struct {
@@ -49,7 +50,7 @@ func (m *memoryEntities) Apply(ctx context.Context, key entityid.Key, cmd entiti
 
 func (m *memoryEntities) State(ctx context.Context, key entityid.Key) (workflows.State, error) {
 	m.mu.Lock()
-	err, forget := m.readErr[key], m.forgetRead
+	err, forget, stale := m.readErr[key], m.forgetRead, m.notInFeed[key]
 	m.mu.Unlock()
 	if err != nil {
 		return workflows.State{}, err
@@ -58,19 +59,10 @@ func (m *memoryEntities) State(ctx context.Context, key entityid.Key) (workflows
 	if forget {
 		s.ArtifactRead = false
 	}
+	if stale {
+		s.ArtifactInUserFeed = false
+	}
 	return s, err
-}
-
-func (m *memoryEntities) IsArtifactReadByUser(ctx context.Context, key entityid.Key) (bool, error) {
-	s, err := m.State(ctx, key)
-	return s.ArtifactRead, err
-}
-
-func (m *memoryEntities) IsArtifactInUserFeed(ctx context.Context, key entityid.Key) (bool, error) {
-	s, err := m.State(ctx, key)
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return s.ArtifactInUserFeed && !m.notInFeed[key], err
 }
 
 func newMemoryEntities() *memoryEntities {
@@ -98,7 +90,7 @@ func (m *memoryEntities) lost() entityid.Key {
 	return *m.lostKey
 }
 
-// memoryReadModel is a server.ReadModel projecting memoryEntities: its
+// memoryReadModel is a pairs.ReadModel projecting memoryEntities: its
 // first `stale` reads answer a pair never projected (the projection lags),
 // and a pair in `never` is never projected.
 type memoryReadModel struct {
@@ -142,13 +134,18 @@ func (r *memoryReadModel) ReadArtifacts(context.Context, string, int, string) (r
 	return readmodel.Page{}, nil
 }
 
+// service is the application service both APIs serve, on m (and rm, if
+// not nil).
+func service(m *memoryEntities, rm *memoryReadModel) *pairs.Service {
+	if rm == nil { // a nil *memoryReadModel must not become a non-nil interface
+		return pairs.New(m, nil, config.Default().API.RequestTimeout)
+	}
+	return pairs.New(m, rm, config.Default().API.RequestTimeout)
+}
+
 // newRouter is the real router on m (and rm, if not nil).
 func newRouter(m *memoryEntities, rm *memoryReadModel) http.Handler {
-	deps := server.Deps{Entities: m, Logger: slog.New(slog.DiscardHandler)}
-	if rm != nil {
-		deps.ReadModel = rm
-	}
-	return server.NewHandler(config.Default().API, deps)
+	return server.NewHandler(config.Default().API, server.Deps{Pairs: service(m, rm), Logger: slog.New(slog.DiscardHandler)})
 }
 
 // startAPI serves the real router on m (and rm, if not nil).

@@ -19,10 +19,7 @@ import (
 // loopback port and returns its address.
 func startGRPC(t *testing.T, m *memoryEntities, rm *memoryReadModel) string {
 	t.Helper()
-	d := grpcapi.Deps{Entities: m, Logger: slog.New(slog.DiscardHandler)}
-	if rm != nil {
-		d.ReadModel = rm
-	}
+	d := grpcapi.Deps{Pairs: service(m, rm), Logger: slog.New(slog.DiscardHandler)}
 	srv, err := grpcapi.New(grpcapi.Options{RequestTimeout: 5 * time.Second, RetryAfter: time.Second}, d)
 	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -17,12 +17,13 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/artifactstate/artifactstate/gen/artifactstate/v1"
-	"github.com/artifactstate/artifactstate/internal/grpcapi"
+	"github.com/artifactstate/artifactstate/internal/apiwire"
 	"github.com/artifactstate/artifactstate/workflows"
 )
 
 // grpcClient makes the Client's calls over the gRPC API: the original
-// service's calls, and GetPair for eventual reads. Each call's failure gets
+// service's calls (ApplyCommand for a command that has none), and GetPair
+// for eventual reads. Each call's failure gets
 // the HTTP status the HTTP API answers for the same failure (Result.Status),
 // so that reports, retries and the ledger treat both protocols alike.
 type grpcClient struct {
@@ -67,7 +68,7 @@ func CheckGRPCHealth(ctx context.Context, target string) error {
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	r, err := healthpb.NewHealthClient(c.grpc.conn).Check(ctx, &healthpb.HealthCheckRequest{Service: grpcapi.ServiceName})
+	r, err := healthpb.NewHealthClient(c.grpc.conn).Check(ctx, &healthpb.HealthCheckRequest{Service: apiwire.ServiceName})
 	if err != nil {
 		return fmt.Errorf("the gRPC API at %s does not answer its health check: %w", target, err)
 	}
@@ -80,34 +81,14 @@ func CheckGRPCHealth(ctx context.Context, target string) error {
 // GRPCError is a failed gRPC call answered by the service.
 type GRPCError struct {
 	Code codes.Code
-	// Reason is the google.rpc.ErrorInfo reason (grpcapi.Reason*).
+	// Reason is the google.rpc.ErrorInfo reason (internal/apiwire).
 	Reason string
 }
 
 func (e *GRPCError) Error() string { return e.Code.String() + " " + e.Reason }
 
-// httpEquivalents are the HTTP API's status and error code for each
-// failure of the gRPC API, by ErrorInfo reason.
-var httpEquivalents = map[string]struct {
-	status int
-	code   string
-}{
-	grpcapi.ReasonInvalidArgument:        {http.StatusBadRequest, "invalid_argument"},
-	grpcapi.ReasonVersionMismatch:        {http.StatusPreconditionFailed, "precondition_failed"},
-	grpcapi.ReasonIdempotencyKeyReused:   {http.StatusUnprocessableEntity, "idempotency_key_reused"},
-	grpcapi.ReasonReadModelNotConfigured: {http.StatusServiceUnavailable, CodeReadModelNotConfigured},
-	grpcapi.ReasonTemporalUnavailable:    {http.StatusServiceUnavailable, "unavailable"},
-	grpcapi.ReasonReadModelUnavailable:   {http.StatusServiceUnavailable, "unavailable"},
-	grpcapi.ReasonEntityStuck:            {http.StatusServiceUnavailable, "entity_unavailable"},
-	grpcapi.ReasonTemporalTimeout:        {http.StatusGatewayTimeout, "timeout"},
-	grpcapi.ReasonReadModelTimeout:       {http.StatusGatewayTimeout, "timeout"},
-	grpcapi.ReasonUnauthenticated:        {http.StatusUnauthorized, "unauthenticated"},
-	grpcapi.ReasonPermissionDenied:       {http.StatusForbidden, "permission_denied"},
-	grpcapi.ReasonInternal:               {http.StatusInternalServerError, "internal"},
-}
-
 // result turns a call's error into a Result. A status the service sent
-// (it carries an ErrorInfo) gets its HTTP equivalent; anything else (a
+// (it carries an ErrorInfo) gets the HTTP status of its outcome; anything else (a
 // refused connection, the client's own deadline) got no answer: Status 0.
 func grpcResult(err error, write bool) Result {
 	res := Result{Write: write}
@@ -116,11 +97,11 @@ func grpcResult(err error, write bool) Result {
 	}
 	st := status.Convert(err)
 	for _, d := range st.Details() {
-		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == grpcapi.ErrorDomain {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == apiwire.ErrorDomain {
 			res.Err = &GRPCError{Code: st.Code(), Reason: info.GetReason()}
 			res.Status = http.StatusInternalServerError
-			if eq, ok := httpEquivalents[info.GetReason()]; ok {
-				res.Status = eq.status
+			if o, ok := apiwire.ByReason(info.GetReason()); ok {
+				res.Status = o.HTTPStatus
 			}
 			return res
 		}
@@ -158,8 +139,14 @@ func (g *grpcClient) command(ctx context.Context, kind workflows.CommandKind, p 
 		var r *pb.SetArtifactRemovedFromUserFeedResponse
 		r, err = g.api.SetArtifactRemovedFromUserFeed(ctx, &pb.SetArtifactRemovedFromUserFeedRequest{UserId: p.UserID, ArtifactId: p.ArtifactID})
 		ok = r.GetSuccess()
-	default:
-		return Result{Write: true, Err: fmt.Errorf("unknown command %q", kind)}
+	default: // a command of no original call
+		v, known := pb.CommandKind_value[apiwire.CommandKindEnum(string(kind))]
+		if !known {
+			return Result{Write: true, Err: fmt.Errorf("unknown command %q", kind)}
+		}
+		var r *pb.ApplyCommandResponse
+		r, err = g.api.ApplyCommand(ctx, &pb.ApplyCommandRequest{UserId: p.UserID, ArtifactId: p.ArtifactID, Kind: pb.CommandKind(v)})
+		ok = r.GetState() != nil
 	}
 	res := grpcResult(err, true)
 	if err == nil {
@@ -227,5 +214,5 @@ func (g *grpcClient) eventual(ctx context.Context, p Pair) (PairState, Result) {
 // read-model call without read model.
 func grpcReadModelNotConfigured(err error) bool {
 	var ge *GRPCError
-	return errors.As(err, &ge) && ge.Reason == grpcapi.ReasonReadModelNotConfigured
+	return errors.As(err, &ge) && ge.Reason == apiwire.ReadModelNotConfigured.Reason
 }

@@ -10,9 +10,9 @@ import (
 )
 
 // Mix is the relative weight of each kind of call in the closed and open
-// models: Write is one of the three commands at random, Strong is
-// getAllStates (GET and POST alternately), Eventual is the read model's
-// eventual read of the pair.
+// models: Write is one of the commands (workflows.CommandKinds) at random,
+// Strong is getAllStates (GET and POST alternately), Eventual is the read
+// model's eventual read of the pair.
 type Mix struct {
 	Write, Strong, Eventual int
 }
@@ -83,8 +83,6 @@ type mixWorker struct {
 	get bool // the next strong read is a GET
 }
 
-var commands = []workflows.CommandKind{workflows.SetArtifactReadByUser, workflows.SetArtifactAddedToUserFeed, workflows.SetArtifactRemovedFromUserFeed}
-
 // NewMixer returns a Mixer for up to workers workers of the closed model
 // (1 for the open model), its random sources derived from seed.
 func NewMixer(c *Client, mix Mix, users []string, artifacts, workers int, seed uint64) *Mixer {
@@ -136,7 +134,7 @@ func (m *Mixer) draw(w *mixWorker, issuer int) Op {
 	n := w.rng.IntN(m.mix.Write + m.mix.Strong + m.mix.Eventual)
 	switch {
 	case n < m.mix.Write:
-		return m.client.WriteOp(commands[w.rng.IntN(len(commands))], p, issuer)
+		return m.client.WriteOp(workflows.CommandKinds[w.rng.IntN(len(workflows.CommandKinds))], p, issuer)
 	case n < m.mix.Write+m.mix.Strong:
 		w.get = !w.get
 		return m.client.AllStatesOp(p, w.get)

@@ -157,7 +157,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // Params are the Module's inputs.
 type Params struct {
 	fx.In
-	Config        config.Config
+	Admin         config.Admin
+	API           config.API
 	Metrics       *metrics.Metrics
 	Client        client.Client
 	Codec         *payloadcrypt.Codec `optional:"true"`
@@ -169,21 +170,21 @@ type Params struct {
 // ready means the Temporal frontend answers.
 var Module = fx.Module("ops",
 	fx.Invoke(func(lc fx.Lifecycle, sd fx.Shutdowner, p Params) error {
-		cfg := p.Config
+		cfg := p.Admin
 		ready := func(ctx context.Context) error {
 			_, err := p.Client.CheckHealth(ctx, &client.CheckHealthRequest{})
 			return err
 		}
-		d := Deps{Metrics: p.Metrics, Ready: ready, Pprof: cfg.Admin.Pprof, CodecCORSOrigins: cfg.Admin.CodecCORSOrigins,
+		d := Deps{Metrics: p.Metrics, Ready: ready, Pprof: cfg.Pprof, CodecCORSOrigins: cfg.CodecCORSOrigins,
 			Authenticator: p.Authenticator, Logger: p.Logger}
 		paths := "/metrics /healthz /readyz"
 		if p.Codec != nil {
 			d.Codec = p.Codec
 			paths += " /codec/"
 		}
-		if cfg.Admin.Pprof {
+		if cfg.Pprof {
 			paths += " /debug/pprof/"
 		}
-		return httpserve.Run(lc, sd, p.Logger, Handler(d), httpserve.AdminOptions(cfg), paths)
+		return httpserve.Run(lc, sd, p.Logger, Handler(d), httpserve.AdminOptions(cfg, p.API), paths)
 	}),
 )

@@ -1,8 +1,12 @@
-// Package pairs is what the APIs (HTTP /v1 and gRPC) do with (user,
-// artifact) pairs, whatever the transport: writes and strong reads through
-// the entities (Temporal), eventual reads and lists through the Cassandra
-// read model, batch reads with bounded concurrency and per-pair errors, and
-// feed pages with each item's state.
+// Package pairs is the application service under both APIs: every
+// operation the HTTP API (original and /v1) and the gRPC API offer on
+// (user, artifact) pairs, whatever the transport. Writes and strong reads go
+// through the entities (Temporal), eventual reads and lists through the
+// Cassandra read model; batch reads run with bounded concurrency and
+// per-pair errors; feed pages carry each item's state when asked. Every call
+// is bounded by the request timeout, and a failure on one pair says which
+// (Error). The transports only translate requests and answers
+// (internal/apierror maps failures).
 package pairs
 
 import (
@@ -60,6 +64,7 @@ var ErrReadModelNotConfigured = errors.New("this call is served from the Cassand
 type Entities interface {
 	Apply(ctx context.Context, key entityid.Key, cmd entities.Command) (workflows.State, error)
 	State(ctx context.Context, key entityid.Key) (workflows.State, error)
+	Ready(ctx context.Context) error
 }
 
 // ReadModel is what it reads from the Cassandra read model (readmodel.Store).
@@ -90,40 +95,89 @@ type Result struct {
 	Err   error
 }
 
+// Error is a failure of an operation on one pair: the transports log the
+// pair, and answer a version mismatch with its current state.
+type Error struct {
+	Key entityid.Key
+	Err error
+}
+
+func (e *Error) Error() string { return e.Key.String() + ": " + e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+// onPair wraps a failure on pair key (nil stays nil).
+func onPair(key entityid.Key, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &Error{Key: key, Err: err}
+}
+
 // Service serves pairs. ReadModel may be nil (no read model configured).
 type Service struct {
 	entities  Entities
 	readModel ReadModel
+	timeout   time.Duration
 }
 
-// New returns a Service; rm nil means no read model.
-func New(e Entities, rm ReadModel) *Service { return &Service{entities: e, readModel: rm} }
+// New returns a Service; rm nil means no read model. requestTimeout bounds
+// each call (api.requestTimeout; the caller's own deadline still applies
+// when shorter); 0 leaves the caller's alone.
+func New(e Entities, rm ReadModel, requestTimeout time.Duration) *Service {
+	return &Service{entities: e, readModel: rm, timeout: requestTimeout}
+}
+
+// bound applies the request timeout to one call.
+func (s *Service) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if s.timeout <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, s.timeout)
+}
+
+// Ready checks that the entity store (Temporal) answers.
+func (s *Service) Ready(ctx context.Context) error { return s.entities.Ready(ctx) }
 
 // Apply applies the command and returns the state right after it.
 func (s *Service) Apply(ctx context.Context, key entityid.Key, cmd entities.Command) (State, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	st, err := s.entities.Apply(ctx, key, cmd)
-	return strong(key, st), err
+	return EntityState(key, st), onPair(key, err)
 }
 
 // Get reads one pair.
 func (s *Service) Get(ctx context.Context, key entityid.Key, c Consistency) (State, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	return s.get(ctx, key, c)
+}
+
+func (s *Service) get(ctx context.Context, key entityid.Key, c Consistency) (State, error) {
 	if c == Eventual {
 		if s.readModel == nil {
-			return State{}, ErrReadModelNotConfigured
+			return State{Key: key}, onPair(key, ErrReadModelNotConfigured)
 		}
 		row, _, err := s.readModel.Get(ctx, key.UserID, key.ArtifactID)
 		if err != nil {
-			return State{}, err
+			return State{Key: key}, onPair(key, err)
 		}
 		return eventual(key, row), nil
 	}
 	st, err := s.entities.State(ctx, key)
-	return strong(key, st), err
+	return EntityState(key, st), onPair(key, err)
 }
 
 // BatchGet reads up to MaxBatch pairs, BatchConcurrency at a time; the
-// results are in the order of keys, each with its state or its error.
+// results are in the order of keys, each with its state (its Key set even
+// when it failed) or its error.
 func (s *Service) BatchGet(ctx context.Context, keys []entityid.Key, c Consistency) ([]Result, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	return s.batchGet(ctx, keys, c)
+}
+
+func (s *Service) batchGet(ctx context.Context, keys []entityid.Key, c Consistency) ([]Result, error) {
 	if len(keys) > MaxBatch {
 		return nil, fmt.Errorf("at most %d pairs per batch, got %d", MaxBatch, len(keys))
 	}
@@ -138,7 +192,7 @@ func (s *Service) BatchGet(ctx context.Context, keys []entityid.Key, c Consisten
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			st, err := s.Get(ctx, key, c)
+			st, err := s.get(ctx, key, c)
 			out[i] = Result{State: st, Err: err}
 		}()
 	}
@@ -157,6 +211,8 @@ type FeedPage struct {
 // Feed lists a page of the user's feed (from the read model); withState
 // adds each item's state, read with consistency c.
 func (s *Service) Feed(ctx context.Context, userID string, pageSize int, pageToken string, withState bool, c Consistency) (FeedPage, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if s.readModel == nil {
 		return FeedPage{}, ErrReadModelNotConfigured
 	}
@@ -173,7 +229,7 @@ func (s *Service) Feed(ctx context.Context, userID string, pageSize int, pageTok
 		keys[i] = entityid.Key{UserID: userID, ArtifactID: id}
 	}
 	if c == Strong {
-		out.States, err = s.BatchGet(ctx, keys, Strong)
+		out.States, err = s.batchGet(ctx, keys, Strong)
 		return out, err
 	}
 	rows, err := s.readModel.GetMany(ctx, userID, page.ArtifactIDs)
@@ -193,10 +249,14 @@ func (s *Service) ReadArtifacts(ctx context.Context, userID string, pageSize int
 	if s.readModel == nil {
 		return readmodel.Page{}, ErrReadModelNotConfigured
 	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	return s.readModel.ReadArtifacts(ctx, userID, pageSize, pageToken)
 }
 
-func strong(key entityid.Key, st workflows.State) State {
+// EntityState is a state an entity answered (strong), as the APIs answer
+// it.
+func EntityState(key entityid.Key, st workflows.State) State {
 	return State{Key: key, ArtifactRead: st.ArtifactRead, ArtifactInUserFeed: st.ArtifactInUserFeed, Version: st.Version,
 		Consistency: Strong, ArtifactReadChangedAt: st.ArtifactReadChangedAt, ArtifactInUserFeedChangedAt: st.ArtifactInUserFeedChangedAt}
 }

@@ -76,17 +76,17 @@ func Register(ctx context.Context, c client.Client, namespace string) ([]string,
 // production registers them with `artifactstate migrate`), when
 // temporal.searchAttributes is on.
 var Module = fx.Module("searchattr",
-	fx.Invoke(func(lc fx.Lifecycle, c client.Client, cfg config.Config, logger *slog.Logger) {
-		if !cfg.Temporal.SearchAttributes {
+	fx.Invoke(func(lc fx.Lifecycle, c client.Client, cfg config.Temporal, logger *slog.Logger) {
+		if !cfg.SearchAttributes {
 			return
 		}
 		lc.Append(fx.StartHook(func(ctx context.Context) error {
-			added, err := Register(ctx, c, cfg.Temporal.Namespace)
+			added, err := Register(ctx, c, cfg.Namespace)
 			if err != nil {
 				return err
 			}
 			if len(added) > 0 {
-				logger.Info("Registered search attributes", "namespace", cfg.Temporal.Namespace, "added", added)
+				logger.Info("Registered search attributes", "namespace", cfg.Namespace, "added", added)
 			}
 			return nil
 		}))

@@ -96,9 +96,9 @@ func (f *secretFile) read(context.Context) (string, error) {
 // payloads are not encrypted).
 var Module = fx.Module("temporalclient",
 	fx.Provide(Codec, DataConverter),
-	fx.Provide(func(lc fx.Lifecycle, cfg config.Config, logger *slog.Logger, id Identity, m *metrics.Metrics, t *tracing.Tracing,
+	fx.Provide(func(lc fx.Lifecycle, cfg config.Temporal, logger *slog.Logger, id Identity, m *metrics.Metrics, t *tracing.Tracing,
 		dc converter.DataConverter) (client.Client, error) {
-		c, err := New(cfg.Temporal, logger, Options{Identity: string(id), MetricsHandler: m.Temporal(), Interceptors: t.Interceptors(),
+		c, err := New(cfg, logger, Options{Identity: string(id), MetricsHandler: m.Temporal(), Interceptors: t.Interceptors(),
 			DataConverter: dc})
 		if err != nil {
 			return nil, err
@@ -110,11 +110,11 @@ var Module = fx.Module("temporalclient",
 
 // Codec is the payload codec of cfg: nil unless
 // temporal.encryption.keysFile is set.
-func Codec(cfg config.Config, logger *slog.Logger) (*payloadcrypt.Codec, error) {
-	if cfg.Temporal.Encryption.KeysFile == "" {
+func Codec(cfg config.Temporal, logger *slog.Logger) (*payloadcrypt.Codec, error) {
+	if cfg.Encryption.KeysFile == "" {
 		return nil, nil
 	}
-	c, err := payloadcrypt.Load(cfg.Temporal.Encryption.KeysFile)
+	c, err := payloadcrypt.Load(cfg.Encryption.KeysFile)
 	if err != nil {
 		return nil, err
 	}

@@ -123,17 +123,17 @@ type Version string
 
 // Module provides *Tracing and flushes it on stop.
 var Module = fx.Module("tracing",
-	fx.Provide(func(lc fx.Lifecycle, cfg config.Config, v Version, logger *slog.Logger) (*Tracing, error) {
-		redactor, err := privacy.New(cfg.Privacy)
+	fx.Provide(func(lc fx.Lifecycle, cfg config.Tracing, userIDs config.Privacy, v Version, logger *slog.Logger) (*Tracing, error) {
+		redactor, err := privacy.New(userIDs)
 		if err != nil {
 			return nil, err
 		}
-		t, err := New(context.Background(), cfg.Tracing, string(v), WithRedactor(redactor))
+		t, err := New(context.Background(), cfg, string(v), WithRedactor(redactor))
 		if err != nil {
 			return nil, err
 		}
 		if t.Enabled() {
-			logger.Info("Tracing to OTLP", "endpoint", cfg.Tracing.OTLPEndpoint, "sampleRatio", cfg.Tracing.SampleRatio)
+			logger.Info("Tracing to OTLP", "endpoint", cfg.OTLPEndpoint, "sampleRatio", cfg.SampleRatio)
 		}
 		lc.Append(fx.StopHook(t.Shutdown))
 		return t, nil

@@ -27,6 +27,7 @@ import (
 	"github.com/artifactstate/artifactstate/internal/config"
 	"github.com/artifactstate/artifactstate/internal/entities"
 	"github.com/artifactstate/artifactstate/internal/loadtest"
+	"github.com/artifactstate/artifactstate/internal/pairs"
 	"github.com/artifactstate/artifactstate/internal/readmodel"
 	"github.com/artifactstate/artifactstate/internal/temporalclient"
 	"github.com/artifactstate/artifactstate/server"
@@ -107,7 +108,7 @@ func start(ctx context.Context, o Options) (*env, error) {
 		return nil, errors.Join(err, e.stop())
 	}
 	var projection *activities.Projection
-	var rm server.ReadModel
+	var rm pairs.ReadModel
 	if o.Cassandra.Enabled() {
 		if err := readmodel.Migrate(ctx, o.Cassandra, o.Logger); err != nil {
 			return nil, errors.Join(err, e.stop())
@@ -116,7 +117,7 @@ func start(ctx context.Context, o Options) (*env, error) {
 		projection = activities.NewProjection(e.store, nil)
 		rm = e.store
 	}
-	e.worker = worker.New(e.client, e.cfg, projection)
+	e.worker = worker.New(e.client, worker.SettingsOf(e.cfg), projection)
 	if err := e.worker.Start(); err != nil {
 		return nil, errors.Join(err, e.stop())
 	}
@@ -125,8 +126,9 @@ func start(ctx context.Context, o Options) (*env, error) {
 		return nil, errors.Join(err, e.stop())
 	}
 	e.apiURL = "http://" + ln.Addr().String()
+	entityClient := entities.New(e.client, entities.Options{Namespace: e.cfg.Temporal.Namespace, TaskQueue: e.cfg.Temporal.TaskQueue}, o.Logger)
 	e.api = &http.Server{Handler: server.NewHandler(e.cfg.API, server.Deps{
-		Entities: entities.New(e.client, entities.Options{Namespace: e.cfg.Temporal.Namespace, TaskQueue: e.cfg.Temporal.TaskQueue}, o.Logger), ReadModel: rm, Logger: o.Logger})}
+		Pairs: pairs.New(entityClient, rm, e.cfg.API.RequestTimeout), Logger: o.Logger})}
 	go func() {
 		if err := e.api.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			o.Logger.Error("bench API server", "error", err)

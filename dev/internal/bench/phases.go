@@ -276,7 +276,7 @@ func (e *env) throughput(ctx context.Context, res *Results) error {
 	// reads, on random pairs. The raw side is the ceiling of the design on
 	// this machine: one update per write, one query per strong read, and
 	// nothing else (no HTTP, no API).
-	mixKind := []workflows.CommandKind{workflows.SetArtifactReadByUser, workflows.SetArtifactAddedToUserFeed, workflows.SetArtifactRemovedFromUserFeed}
+	mixKind := workflows.CommandKinds
 	rawMix := func(int) loadtest.Op {
 		k := e.pair(rand.IntN(o.Pairs))
 		if rand.IntN(2) == 0 {

@@ -24,8 +24,8 @@ import (
 
 	"github.com/artifactstate/artifactstate/dev/internal/testenv"
 	pb "github.com/artifactstate/artifactstate/gen/artifactstate/v1"
+	"github.com/artifactstate/artifactstate/internal/apiwire"
 	"github.com/artifactstate/artifactstate/internal/config"
-	"github.com/artifactstate/artifactstate/internal/entities"
 	"github.com/artifactstate/artifactstate/internal/entityid"
 	"github.com/artifactstate/artifactstate/internal/grpcapi"
 	"github.com/artifactstate/artifactstate/internal/metrics"
@@ -46,11 +46,7 @@ type grpcStack struct {
 
 func startGRPC(t *testing.T, s *stack) *grpcStack {
 	t.Helper()
-	d := grpcapi.Deps{Entities: entities.New(s.client, testenv.EntitiesOptions(s.cfg), testenv.Logger()),
-		Metrics: metrics.New("test", "test"), Logger: testenv.Logger()}
-	if s.store != nil {
-		d.ReadModel = s.store
-	}
+	d := grpcapi.Deps{Pairs: testenv.Pairs(s.client, s.cfg, s.store), Metrics: metrics.New("test", "test"), Logger: testenv.Logger()}
 	srv, err := grpcapi.New(grpcapi.Options{RequestTimeout: s.cfg.API.RequestTimeout, RetryAfter: s.cfg.API.RetryAfter,
 		HealthInterval: 100 * time.Millisecond}, d)
 	require.NoError(t, err)
@@ -187,9 +183,9 @@ func grpcV1Calls(t *testing.T, g *grpcStack) {
 	// No read model in this stack: the calls served from it say so.
 	_, err = c.ListFeed(ctx, &pb.ListFeedRequest{UserId: "Ann"})
 	require.Equal(t, codes.FailedPrecondition, status.Code(err), "%v", err)
-	require.Equal(t, grpcapi.ReasonReadModelNotConfigured, grpcReason(err))
+	require.Equal(t, apiwire.ReadModelNotConfigured.Reason, grpcReason(err))
 	_, err = c.GetPair(ctx, &pb.GetPairRequest{UserId: "Ann", ArtifactId: 5, Consistency: pb.Consistency_CONSISTENCY_EVENTUAL})
-	require.Equal(t, grpcapi.ReasonReadModelNotConfigured, grpcReason(err))
+	require.Equal(t, apiwire.ReadModelNotConfigured.Reason, grpcReason(err))
 }
 
 // A session of commands and reads on a few pairs answers every request, in
@@ -291,7 +287,7 @@ func grpcIdempotency(t *testing.T, g *grpcStack) {
 
 	_, err = c.ApplyCommand(ctx, &pb.ApplyCommandRequest{UserId: "retry", ArtifactId: 3, Kind: pb.CommandKind_COMMAND_KIND_SET_ARTIFACT_READ_BY_USER, IdempotencyKey: "add-3"})
 	require.Equal(t, codes.FailedPrecondition, status.Code(err), "%v", err)
-	require.Equal(t, grpcapi.ReasonIdempotencyKeyReused, grpcReason(err))
+	require.Equal(t, apiwire.IdempotencyKeyReused.Reason, grpcReason(err))
 	require.Equal(t, "idempotency_key", grpcField(err))
 }
 
@@ -336,7 +332,7 @@ func grpcConditionalRace(t *testing.T, g *grpcStack) {
 		require.NotEqual(t, -1, winner, "round %d: neither won: %v", round, errs)
 		loser := 1 - winner
 		require.Equal(t, codes.FailedPrecondition, status.Code(errs[loser]), "round %d: both won", round)
-		require.Equal(t, grpcapi.ReasonVersionMismatch, grpcReason(errs[loser]))
+		require.Equal(t, apiwire.VersionMismatch.Reason, grpcReason(errs[loser]))
 		require.Equal(t, v+1, results[winner].GetState().GetVersion())
 		var current *pb.PairState
 		for _, d := range status.Convert(errs[loser]).Details() {
@@ -387,7 +383,7 @@ func grpcBatchErrors(t *testing.T, g *grpcStack) {
 		if len(res) != 3 || !res[0].GetState().GetArtifactRead() || res[2].GetState() == nil {
 			return fmt.Errorf("the readable pairs were not read: %v", res)
 		}
-		if e := res[1].GetError(); e == nil || e.GetCode() != int32(codes.Unavailable) || e.GetReason() != grpcapi.ReasonEntityStuck ||
+		if e := res[1].GetError(); e == nil || e.GetCode() != int32(codes.Unavailable) || e.GetReason() != apiwire.EntityStuck.Reason ||
 			res[1].GetUserId() != "broken" {
 			return fmt.Errorf("the broken pair answered %v", res[1])
 		}
@@ -415,7 +411,7 @@ func grpcBadInput(t *testing.T, g *grpcStack) {
 func grpcHealthAndReflection(t *testing.T, g *grpcStack) {
 	ctx := callCtx(t)
 	health := healthpb.NewHealthClient(g.conn)
-	for _, service := range []string{"", grpcapi.ServiceName} {
+	for _, service := range []string{"", apiwire.ServiceName} {
 		testenv.Eventually(t, time.Minute, func(context.Context) error {
 			r, err := health.Check(ctx, &healthpb.HealthCheckRequest{Service: service})
 			if err != nil {
@@ -436,10 +432,10 @@ func grpcHealthAndReflection(t *testing.T, g *grpcStack) {
 	for _, s := range resp.GetListServicesResponse().GetService() {
 		services = append(services, s.GetName())
 	}
-	require.Contains(t, services, grpcapi.ServiceName)
+	require.Contains(t, services, apiwire.ServiceName)
 	require.Contains(t, services, "grpc.health.v1.Health")
 	require.NoError(t, refl.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_FileContainingSymbol{
-		FileContainingSymbol: grpcapi.ServiceName}}))
+		FileContainingSymbol: apiwire.ServiceName}}))
 	resp, err = refl.Recv()
 	require.NoError(t, err)
 	require.NotEmpty(t, resp.GetFileDescriptorResponse().GetFileDescriptorProto(), "the service's descriptor, for grpcurl")
@@ -457,7 +453,7 @@ func TestGRPCTemporalOutage(t *testing.T) {
 	health := healthpb.NewHealthClient(g.conn)
 	waitHealth := func(want healthpb.HealthCheckResponse_ServingStatus) {
 		testenv.Eventually(t, time.Minute, func(context.Context) error {
-			r, err := health.Check(ctx, &healthpb.HealthCheckRequest{Service: grpcapi.ServiceName})
+			r, err := health.Check(ctx, &healthpb.HealthCheckRequest{Service: apiwire.ServiceName})
 			if err != nil {
 				return err
 			}
@@ -488,7 +484,7 @@ func TestGRPCTemporalOutage(t *testing.T) {
 	} {
 		err := call()
 		require.Equal(t, codes.Unavailable, status.Code(err), "%s: %v", name, err)
-		require.Equal(t, grpcapi.ReasonTemporalUnavailable, grpcReason(err), name)
+		require.Equal(t, apiwire.TemporalUnavailable.Reason, grpcReason(err), name)
 		var retry *errdetails.RetryInfo
 		for _, d := range status.Convert(err).Details() {
 			if r, ok := d.(*errdetails.RetryInfo); ok {
@@ -532,12 +528,12 @@ func TestGRPCTimeout(t *testing.T) {
 	_, err := g.client.ApplyCommand(ctx, &pb.ApplyCommandRequest{UserId: "Mike", ArtifactId: 1,
 		Kind: pb.CommandKind_COMMAND_KIND_SET_ARTIFACT_READ_BY_USER, IdempotencyKey: "k1"})
 	require.Equal(t, codes.DeadlineExceeded, status.Code(err), "%v", err)
-	require.Equal(t, grpcapi.ReasonTemporalTimeout, grpcReason(err))
+	require.Equal(t, apiwire.TemporalTimeout.Reason, grpcReason(err))
 	require.Contains(t, status.Convert(err).Message(), "idempotency_key")
 	// The write started the entity: reads of it need a worker too.
 	_, err = g.client.GetPair(ctx, &pb.GetPairRequest{UserId: "Mike", ArtifactId: 1})
 	require.Equal(t, codes.DeadlineExceeded, status.Code(err), "%v", err)
-	require.Equal(t, grpcapi.ReasonTemporalTimeout, grpcReason(err))
+	require.Equal(t, apiwire.TemporalTimeout.Reason, grpcReason(err))
 	// The caller's own shorter deadline holds too.
 	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()

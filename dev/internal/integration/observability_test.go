@@ -22,7 +22,6 @@ import (
 
 	"github.com/artifactstate/artifactstate/activities"
 	"github.com/artifactstate/artifactstate/dev/internal/testenv"
-	"github.com/artifactstate/artifactstate/internal/entities"
 	"github.com/artifactstate/artifactstate/internal/metrics"
 	"github.com/artifactstate/artifactstate/internal/ops"
 	"github.com/artifactstate/artifactstate/internal/readmodel"
@@ -53,7 +52,7 @@ func startObservedStack(t *testing.T) *observedStack {
 	store := readmodel.NewStore(cfg.Cassandra, testenv.Logger(), o.workerMetrics.Cassandra())
 	t.Cleanup(store.Close)
 	// The first projection fails, so its regular activity runs too.
-	w := worker.New(workerClient, cfg, activities.NewProjection(&flakyReadModel{ReadModel: store, failures: 1}, o.workerMetrics))
+	w := worker.New(workerClient, worker.SettingsOf(cfg), activities.NewProjection(&flakyReadModel{ReadModel: store, failures: 1}, o.workerMetrics))
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 	o.workerOps = httptest.NewServer(ops.Handler(ops.Deps{Metrics: o.workerMetrics, Ready: func(context.Context) error { return nil }, Logger: testenv.Logger()}))
@@ -65,8 +64,7 @@ func startObservedStack(t *testing.T) *observedStack {
 	apiStore := readmodel.NewStore(cfg.Cassandra, testenv.Logger(), o.apiMetrics.Cassandra())
 	t.Cleanup(apiStore.Close)
 	o.api = httptest.NewServer(server.NewHandler(cfg.API, server.Deps{
-		Entities: entities.New(apiClient, testenv.EntitiesOptions(cfg), testenv.Logger()), ReadModel: apiStore,
-		Metrics: o.apiMetrics, Logger: testenv.Logger()}))
+		Pairs: testenv.Pairs(apiClient, cfg, apiStore), Metrics: o.apiMetrics, Logger: testenv.Logger()}))
 	t.Cleanup(o.api.Close)
 	// The api role serves its metrics on its admin listener.
 	o.apiOps = httptest.NewServer(ops.Handler(ops.Deps{Metrics: o.apiMetrics, Ready: func(context.Context) error { return nil }, Logger: testenv.Logger()}))

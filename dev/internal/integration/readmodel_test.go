@@ -17,9 +17,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/artifactstate/artifactstate/activities"
+	"github.com/artifactstate/artifactstate/dev/internal/localcassandra"
 	"github.com/artifactstate/artifactstate/dev/internal/testenv"
 	"github.com/artifactstate/artifactstate/internal/config"
-	"github.com/artifactstate/artifactstate/internal/localcassandra"
 	"github.com/artifactstate/artifactstate/internal/readmodel"
 	"github.com/artifactstate/artifactstate/workflows"
 )

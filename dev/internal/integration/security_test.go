@@ -73,7 +73,7 @@ func TestTLSEverywhere(t *testing.T) {
 	o := httpserve.APIOptions(cfg.API)
 	o.Address, o.TLS = "127.0.0.1:0", config.ServerTLS{CertFile: apiCert.CertFile, KeyFile: apiCert.KeyFile}
 	api, err := httpserve.New(server.NewHandler(cfg.API, server.Deps{
-		Entities: entities.New(c, testenv.EntitiesOptions(cfg), testenv.Logger()), Logger: testenv.Logger()}), o)
+		Pairs: testenv.Pairs(c, cfg, nil), Logger: testenv.Logger()}), o)
 	require.NoError(t, err)
 	require.NoError(t, api.Start())
 	t.Cleanup(func() { _ = api.Shutdown(context.Background()) })

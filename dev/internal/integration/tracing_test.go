@@ -15,7 +15,6 @@ import (
 	"github.com/artifactstate/artifactstate/activities"
 	"github.com/artifactstate/artifactstate/dev/internal/testenv"
 	"github.com/artifactstate/artifactstate/internal/config"
-	"github.com/artifactstate/artifactstate/internal/entities"
 	"github.com/artifactstate/artifactstate/internal/readmodel"
 	"github.com/artifactstate/artifactstate/internal/temporalclient"
 	"github.com/artifactstate/artifactstate/internal/tracing"
@@ -45,11 +44,11 @@ func TestTraceFollowsAWriteIntoTheWorkflowAndActivity(t *testing.T) {
 	c, err := temporalclient.New(cfg.Temporal, testenv.Logger(), temporalclient.Options{Identity: "traced", Interceptors: tr.Interceptors()})
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
-	w := worker.New(c, cfg, activities.NewProjection(discardWriter{}, nil))
+	w := worker.New(c, worker.SettingsOf(cfg), activities.NewProjection(discardWriter{}, nil))
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 	api := httptest.NewServer(server.NewHandler(cfg.API, server.Deps{
-		Entities: entities.New(c, testenv.EntitiesOptions(cfg), testenv.Logger()), Tracing: true, Logger: testenv.Logger()}))
+		Pairs: testenv.Pairs(c, cfg, nil), Tracing: true, Logger: testenv.Logger()}))
 	t.Cleanup(api.Close)
 
 	r := do(t, http.MethodPost, api.URL+"/artifactState/setArtifactReadByUser", pairBody(1, "traced"))

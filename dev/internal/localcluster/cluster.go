@@ -512,20 +512,8 @@ func (c *Cluster) binary(name string) string { return filepath.Join(c.bin, name)
 
 // runTool runs one schema tool command, its output appended to logName.
 func (c *Cluster) runTool(ctx context.Context, logName, tool string, args []string) error {
-	logPath := c.logFile(logName)
-	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	fmt.Fprintf(f, "\n=== %s %s\n", tool, strings.Join(args, " "))
-	cmd := exec.CommandContext(ctx, c.binary(tool), args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%s %s: %w; last lines of %s:\n%s", tool, strings.Join(args, " "), err, logPath, logTail(logPath, 20))
+	if err := runLogged(exec.CommandContext(ctx, c.binary(tool), args...), c.logFile(logName)); err != nil {
+		return fmt.Errorf("%s %s: %w", tool, strings.Join(args, " "), err)
 	}
 	return nil
 }
@@ -808,21 +796,10 @@ func (c *Cluster) runMigrate(ctx context.Context, args []string, env ...string) 
 	if _, err := os.Stat(c.opts.Artifactstate); err != nil {
 		return fmt.Errorf("the artifactstate binary: %w (run `make build`)", err)
 	}
-	logPath := c.logFile("migrate")
-	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
 	cmd := exec.CommandContext(ctx, c.opts.Artifactstate, append([]string{"migrate"}, args...)...)
 	cmd.Env = append(os.Environ(), c.appEnv("worker", env...)...)
-	fmt.Fprintf(f, "\n=== %s: %s\n", time.Now().UTC().Format(time.RFC3339), strings.Join(cmd.Args, " "))
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("artifactstate migrate: %w; last lines of %s:\n%s", err, logPath, logTail(logPath, 20))
+	if err := runLogged(cmd, c.logFile("migrate")); err != nil {
+		return fmt.Errorf("artifactstate migrate: %w", err)
 	}
 	return nil
 }

@@ -12,7 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/artifactstate/artifactstate/internal/localcassandra"
+	"github.com/artifactstate/artifactstate/dev/internal/localcassandra"
 )
 
 const repoRoot = "../../.."

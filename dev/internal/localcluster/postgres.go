@@ -122,18 +122,11 @@ func initPostgres(ctx context.Context, binDir, dataDir, logFile string, cred *sy
 	if err := checkReachable(dataDir, cred); err != nil {
 		return err
 	}
-	logF, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	defer logF.Close()
 	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "initdb"), "-D", dataDir, "-U", "temporal",
 		"--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync")
-	cmd.Stdout, cmd.Stderr = logF, logF
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	if err := cmd.Run(); err != nil {
-		_ = os.RemoveAll(dataDir)
-		return fmt.Errorf("localcluster: initdb: %w\n%s", err, logTail(logFile, 20))
+	if err := runLogged(cmd, logFile); err != nil {
+		return errors.Join(fmt.Errorf("localcluster: initdb: %w", err), os.RemoveAll(dataDir))
 	}
 	return nil
 }

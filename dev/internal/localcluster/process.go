@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/artifactstate/artifactstate/internal/localcassandra"
+	"github.com/artifactstate/artifactstate/dev/internal/localcassandra"
 )
 
 // procSpec says how to run one process of the cluster.
@@ -37,15 +37,11 @@ func (s procSpec) argv() []string { return append([]string{s.Path}, s.Args...) }
 // /dev/null, output to its log), so it outlives the command that started
 // it. The returned channel closes when it exits, if we are its parent.
 func launch(s procSpec) (pid int, exited <-chan struct{}, err error) {
-	if err := os.MkdirAll(filepath.Dir(s.Log), 0o755); err != nil {
-		return 0, nil, err
-	}
-	logF, err := os.OpenFile(s.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logF, err := appendLog(s.Log, "starting "+strings.Join(s.argv(), " "))
 	if err != nil {
-		return 0, nil, fmt.Errorf("localcluster: open log of %s: %w", s.Name, err)
+		return 0, nil, fmt.Errorf("localcluster: log of %s: %w", s.Name, err)
 	}
 	defer logF.Close() // the child has its own descriptor
-	fmt.Fprintf(logF, "\n=== %s: starting %s\n", time.Now().UTC().Format(time.RFC3339), strings.Join(s.argv(), " "))
 	cmd := exec.Command(s.Path, s.Args...)
 	cmd.Env = append(os.Environ(), s.Env...)
 	cmd.Stdout, cmd.Stderr = logF, logF
@@ -126,6 +122,43 @@ func waitGone(ctx context.Context, pid int, d time.Duration) bool {
 	return true
 }
 
+// Every process's and command's output is appended to a log file of the
+// cluster directory, after a line marking its start: "=== <time>: <what>".
+
+// appendLog opens the log at path for appending (making its directory)
+// and writes the start marker of what comes next.
+func appendLog(path, what string) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := fmt.Fprintf(f, "\n%s%s: %s\n", logMarker, time.Now().UTC().Format(time.RFC3339), what); err != nil {
+		return nil, errors.Join(err, f.Close())
+	}
+	return f, nil
+}
+
+// runLogged runs cmd to its end, its output appended to the log at path;
+// its error carries the last lines the command wrote.
+func runLogged(cmd *exec.Cmd, path string) error {
+	f, err := appendLog(path, strings.Join(cmd.Args, " "))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%w; last lines of %s:\n%s", err, path, logTail(path, 20))
+	}
+	return nil
+}
+
+// logMarker starts the line appendLog writes before each start.
+const logMarker = "=== "
+
 // logTail returns the last n lines of a log file written since the last
-// start of its process (launch marks each start), for error messages.
-func logTail(path string, n int) string { return localcassandra.LogTail(path, 32<<10, n, "=== ") }
+// start marker, for error messages.
+func logTail(path string, n int) string { return localcassandra.LogTail(path, 32<<10, n, logMarker) }

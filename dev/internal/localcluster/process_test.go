@@ -140,3 +140,24 @@ func sessionOf(pid int) (int, error) {
 	}
 	return strconv.Atoi(fields[3])
 }
+
+// A command run to its end appends to its log after a start marker, and
+// its failure tells the lines it wrote in this run only.
+func TestRunLoggedTellsTheLastRun(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "logs", "tool.log")
+	if err := runLogged(exec.Command("sh", "-c", "echo first run"), path); err != nil {
+		t.Fatal(err)
+	}
+	err := runLogged(exec.Command("sh", "-c", "echo second run; exit 3"), path)
+	if err == nil || !strings.Contains(err.Error(), "exit status 3") || !strings.Contains(err.Error(), "second run") ||
+		strings.Contains(err.Error(), "first run") {
+		t.Fatalf("err = %v", err)
+	}
+	log, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(string(log), "\n"+logMarker) != 2 || !strings.Contains(string(log), "first run") {
+		t.Fatalf("log:\n%s", log)
+	}
+}

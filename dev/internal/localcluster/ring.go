@@ -12,7 +12,7 @@ import (
 	gocql "github.com/apache/cassandra-gocql-driver/v2"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/artifactstate/artifactstate/internal/localcassandra"
+	"github.com/artifactstate/artifactstate/dev/internal/localcassandra"
 )
 
 // nodeTokens place the three nodes evenly on the Murmur3 ring (one token

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -106,6 +107,71 @@ func start(t *testing.T, name, role string, env []string, port int) *process {
 		return nil
 	})
 	return p
+}
+
+// fleet is worker and api processes of the binary against one Temporal
+// server, as the production shape runs them.
+type fleet struct {
+	t       *testing.T
+	env     []string // every process's
+	workers []*process
+	apis    []*process
+	// identities and ports of the workers, kept across restarts.
+	identities  []string
+	workerPorts []int
+	workerEnv   []string
+}
+
+// fleetOptions say what to start.
+type fleetOptions struct {
+	Workers, APIs int
+	// Identity starts the workers' identities: "worker" names them
+	// worker-0, worker-1, ...
+	Identity string
+	// Env is added to every process's environment, after the Temporal
+	// server's address and namespace and log level warn.
+	Env []string
+	// WorkerEnv is added to the workers' environment.
+	WorkerEnv []string
+}
+
+// startFleet starts the workers, then the api processes, each on ports of
+// its own, and waits until every one is ready.
+func startFleet(t *testing.T, tt *testenv.Temporal, o fleetOptions) *fleet {
+	t.Helper()
+	f := &fleet{t: t, workerEnv: o.WorkerEnv, env: append([]string{
+		"ARTIFACTSTATE_TEMPORAL_ADDRESS=" + tt.Address,
+		"ARTIFACTSTATE_TEMPORAL_NAMESPACE=" + testenv.Namespace,
+		"ARTIFACTSTATE_LOG_LEVEL=warn",
+	}, o.Env...)}
+	for i := range o.Workers {
+		f.identities = append(f.identities, o.Identity+"-"+strconv.Itoa(i))
+		f.workerPorts = append(f.workerPorts, testenv.FreePort(t))
+		f.workers = append(f.workers, f.startWorker(i, fmt.Sprintf("worker-%d", i)))
+	}
+	for i := range o.APIs {
+		port := testenv.FreePort(t)
+		f.apis = append(f.apis, start(t, fmt.Sprintf("api-%d", i), "api", append(slices.Clone(f.env),
+			"ARTIFACTSTATE_API_LISTEN_ADDRESS=127.0.0.1:"+strconv.Itoa(port),
+			"ARTIFACTSTATE_ADMIN_LISTEN_ADDRESS=127.0.0.1:"+strconv.Itoa(testenv.FreePort(t))), port))
+	}
+	return f
+}
+
+// startWorker starts worker i with its identity and admin port.
+func (f *fleet) startWorker(i int, name string) *process {
+	f.t.Helper()
+	env := append(slices.Clone(f.env), f.workerEnv...)
+	env = append(env, "ARTIFACTSTATE_WORKER_IDENTITY="+f.identities[i],
+		"ARTIFACTSTATE_ADMIN_LISTEN_ADDRESS=127.0.0.1:"+strconv.Itoa(f.workerPorts[i]))
+	return start(f.t, name, "worker", env, f.workerPorts[i])
+}
+
+// restartWorker starts worker i again (after kill), with the same identity
+// and port.
+func (f *fleet) restartWorker(i int) {
+	f.t.Helper()
+	f.workers[i] = f.startWorker(i, fmt.Sprintf("worker-%d (restarted)", i))
 }
 
 func (p *process) output() string {

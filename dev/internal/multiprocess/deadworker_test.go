@@ -3,7 +3,6 @@ package multiprocess
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"testing"
 	"time"
 
@@ -22,23 +21,9 @@ import (
 func TestEntitiesOfADeadWorkerAnswerWithinTheRequestTimeout(t *testing.T) {
 	t.Parallel()
 	tt := testenv.StartTemporal(t, testenv.TemporalOptions{})
-	common := []string{
-		"ARTIFACTSTATE_TEMPORAL_ADDRESS=" + tt.Address,
-		"ARTIFACTSTATE_TEMPORAL_NAMESPACE=" + testenv.Namespace,
-		"ARTIFACTSTATE_LOG_LEVEL=warn",
-		"ARTIFACTSTATE_API_REQUEST_TIMEOUT=5s",
-	}
-	workers := make([]*process, 2)
-	for i := range workers {
-		port := testenv.FreePort(t)
-		workers[i] = start(t, fmt.Sprintf("worker-%d", i), "worker", append(append([]string{}, common...),
-			"ARTIFACTSTATE_WORKER_IDENTITY=dead-"+strconv.Itoa(i),
-			"ARTIFACTSTATE_ADMIN_LISTEN_ADDRESS=127.0.0.1:"+strconv.Itoa(port)), port)
-	}
-	apiPort := testenv.FreePort(t)
-	api := start(t, "api", "api", append(append([]string{}, common...),
-		"ARTIFACTSTATE_API_LISTEN_ADDRESS=127.0.0.1:"+strconv.Itoa(apiPort),
-		"ARTIFACTSTATE_ADMIN_LISTEN_ADDRESS=127.0.0.1:"+strconv.Itoa(testenv.FreePort(t))), apiPort)
+	f := startFleet(t, tt, fleetOptions{Workers: 2, APIs: 1, Identity: "dead",
+		Env: []string{"ARTIFACTSTATE_API_REQUEST_TIMEOUT=5s"}})
+	workers, api := f.workers, f.apis[0]
 	c := testenv.Client(t, tt.Config(), "dead-worker-test")
 
 	// Write pairs until worker-0 holds some of them (the worker that ran an

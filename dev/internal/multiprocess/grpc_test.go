@@ -17,7 +17,7 @@ import (
 
 	"github.com/artifactstate/artifactstate/dev/internal/testenv"
 	pb "github.com/artifactstate/artifactstate/gen/artifactstate/v1"
-	"github.com/artifactstate/artifactstate/internal/grpcapi"
+	"github.com/artifactstate/artifactstate/internal/apiwire"
 )
 
 // The dev role serves the gRPC API on grpc.listenAddress beside the HTTP
@@ -42,7 +42,7 @@ func TestDevRoleServesGRPCAndStopsCleanly(t *testing.T) {
 	defer cancel()
 	health := healthpb.NewHealthClient(conn)
 	testenv.Eventually(t, time.Minute, func(ctx context.Context) error {
-		r, err := health.Check(ctx, &healthpb.HealthCheckRequest{Service: grpcapi.ServiceName})
+		r, err := health.Check(ctx, &healthpb.HealthCheckRequest{Service: apiwire.ServiceName})
 		if err != nil {
 			return err
 		}
@@ -60,7 +60,7 @@ func TestDevRoleServesGRPCAndStopsCleanly(t *testing.T) {
 		t.Fatalf("the HTTP API does not see the gRPC write: %d %q %v", r.status, r.body, err)
 	}
 
-	watch, err := health.Watch(ctx, &healthpb.HealthCheckRequest{Service: grpcapi.ServiceName})
+	watch, err := health.Watch(ctx, &healthpb.HealthCheckRequest{Service: apiwire.ServiceName})
 	if err != nil {
 		t.Fatal(err)
 	}

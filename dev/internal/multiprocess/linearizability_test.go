@@ -2,9 +2,7 @@ package multiprocess
 
 import (
 	"context"
-	"fmt"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -21,23 +19,9 @@ import (
 func TestHistoryStaysLinearizableWhenAWorkerIsKilled(t *testing.T) {
 	t.Parallel()
 	tt := testenv.StartTemporal(t, testenv.TemporalOptions{})
-	common := []string{
-		"ARTIFACTSTATE_TEMPORAL_ADDRESS=" + tt.Address,
-		"ARTIFACTSTATE_TEMPORAL_NAMESPACE=" + testenv.Namespace,
-		"ARTIFACTSTATE_LOG_LEVEL=warn",
-		"ARTIFACTSTATE_API_REQUEST_TIMEOUT=20s",
-	}
-	workers := make([]*process, 2)
-	for i := range workers {
-		port := testenv.FreePort(t)
-		workers[i] = start(t, fmt.Sprintf("worker-%d", i), "worker", append(append([]string{}, common...),
-			"ARTIFACTSTATE_WORKER_IDENTITY=lin-worker-"+strconv.Itoa(i),
-			"ARTIFACTSTATE_ADMIN_LISTEN_ADDRESS=127.0.0.1:"+strconv.Itoa(port)), port)
-	}
-	apiPort := testenv.FreePort(t)
-	api := start(t, "api", "api", append(append([]string{}, common...),
-		"ARTIFACTSTATE_API_LISTEN_ADDRESS=127.0.0.1:"+strconv.Itoa(apiPort),
-		"ARTIFACTSTATE_ADMIN_LISTEN_ADDRESS=127.0.0.1:"+strconv.Itoa(testenv.FreePort(t))), apiPort)
+	f := startFleet(t, tt, fleetOptions{Workers: 2, APIs: 1, Identity: "lin-worker",
+		Env: []string{"ARTIFACTSTATE_API_REQUEST_TIMEOUT=20s"}})
+	workers, api := f.workers, f.apis[0]
 
 	client, err := loadtest.NewClient(api.url, loadtest.ClientOptions{MaxConns: 32, Timeout: time.Minute})
 	if err != nil {

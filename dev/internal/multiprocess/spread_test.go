@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -25,32 +24,14 @@ import (
 func TestThreeWorkersTwoAPINodes(t *testing.T) {
 	tt := testenv.StartTemporal(t, testenv.TemporalOptions{})
 	cassandra, _ := testenv.ReadModel(t, testenv.CassandraHosts(t))
-	common := []string{
-		"ARTIFACTSTATE_TEMPORAL_ADDRESS=" + tt.Address,
-		"ARTIFACTSTATE_TEMPORAL_NAMESPACE=" + testenv.Namespace,
-		"ARTIFACTSTATE_CASSANDRA_HOSTS=" + cassandra.Hosts[0],
-		"ARTIFACTSTATE_CASSANDRA_KEYSPACE=" + cassandra.Keyspace,
-		"ARTIFACTSTATE_CASSANDRA_CONSISTENCY=ONE",
-		"ARTIFACTSTATE_LOG_LEVEL=warn",
-	}
-	workerEnv := func(i, port int) []string {
-		return append(append([]string{}, common...),
-			"ARTIFACTSTATE_WORKER_IDENTITY=worker-"+strconv.Itoa(i),
-			"ARTIFACTSTATE_ADMIN_LISTEN_ADDRESS=127.0.0.1:"+strconv.Itoa(port),
-			"ARTIFACTSTATE_WORKER_STOP_TIMEOUT=2s")
-	}
-	workerPorts := []int{testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)}
-	workers := make([]*process, 3)
-	for i := range workers {
-		workers[i] = start(t, fmt.Sprintf("worker-%d", i), "worker", workerEnv(i, workerPorts[i]), workerPorts[i])
-	}
-	apis := make([]*process, 2)
-	for i := range apis {
-		port := testenv.FreePort(t)
-		apis[i] = start(t, fmt.Sprintf("api-%d", i), "api",
-			append(append([]string{}, common...), "ARTIFACTSTATE_API_LISTEN_ADDRESS=127.0.0.1:"+strconv.Itoa(port),
-				"ARTIFACTSTATE_ADMIN_LISTEN_ADDRESS=127.0.0.1:"+strconv.Itoa(testenv.FreePort(t))), port)
-	}
+	f := startFleet(t, tt, fleetOptions{Workers: 3, APIs: 2, Identity: "worker",
+		Env: []string{
+			"ARTIFACTSTATE_CASSANDRA_HOSTS=" + cassandra.Hosts[0],
+			"ARTIFACTSTATE_CASSANDRA_KEYSPACE=" + cassandra.Keyspace,
+			"ARTIFACTSTATE_CASSANDRA_CONSISTENCY=ONE",
+		},
+		WorkerEnv: []string{"ARTIFACTSTATE_WORKER_STOP_TIMEOUT=2s"}})
+	workers, apis := f.workers, f.apis
 
 	t.Run("original sequence on every api node", func(t *testing.T) {
 		for i, api := range apis {
@@ -106,7 +87,7 @@ func TestThreeWorkersTwoAPINodes(t *testing.T) {
 		t.Log("killed worker-1")
 		waitFor(t, load, load.acked()+300)
 		restarted := time.Now()
-		workers[1] = start(t, "worker-1 (restarted)", "worker", workerEnv(1, workerPorts[1]), workerPorts[1])
+		f.restartWorker(1)
 		waitFor(t, load, load.acked()+300)
 		load.stop()
 		t.Logf("load: %d acknowledged writes, %d retriable failures (503/504), %d other failures",
@@ -184,7 +165,6 @@ type pairState struct {
 func startLoad(t *testing.T, apis []*process) *load {
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &load{apis: apis, cancel: cancel, expected: map[string]*pairState{}}
-	commands := []workflows.CommandKind{workflows.SetArtifactReadByUser, workflows.SetArtifactAddedToUserFeed, workflows.SetArtifactRemovedFromUserFeed}
 	for w := range 6 {
 		l.wg.Add(1)
 		go func() {
@@ -192,7 +172,7 @@ func startLoad(t *testing.T, apis []*process) *load {
 			rng := rand.New(rand.NewPCG(uint64(w), 99))
 			for n := 0; ctx.Err() == nil; n++ {
 				p := &pairState{artifact: int64(rng.IntN(40)), user: fmt.Sprintf("load-%d", w)}
-				kind := commands[rng.IntN(len(commands))]
+				kind := workflows.CommandKinds[rng.IntN(len(workflows.CommandKinds))]
 				l.write(p, kind, apis[n%len(apis)])
 			}
 		}()

@@ -142,7 +142,7 @@ func (r *recorder) startWorker(queue string, maxHistoryEvents int, noProjection 
 	if !noProjection {
 		p = activities.NewProjection(r.writer, nil)
 	}
-	w := worker.New(r.c, cfg, p)
+	w := worker.New(r.c, worker.SettingsOf(cfg), p)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker on %s: %w", queue, err)
 	}

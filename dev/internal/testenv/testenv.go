@@ -22,6 +22,7 @@ import (
 	"github.com/artifactstate/artifactstate/dev/internal/devserver"
 	"github.com/artifactstate/artifactstate/internal/config"
 	"github.com/artifactstate/artifactstate/internal/entities"
+	"github.com/artifactstate/artifactstate/internal/pairs"
 	"github.com/artifactstate/artifactstate/internal/readmodel"
 	"github.com/artifactstate/artifactstate/internal/temporalclient"
 	"github.com/artifactstate/artifactstate/server"
@@ -156,7 +157,7 @@ func Client(t testing.TB, cfg config.Config, identity string) client.Client {
 // model); it stops with the test unless stopped before.
 func StartWorker(t testing.TB, c client.Client, cfg config.Config, projection *activities.Projection) *worker.Worker {
 	t.Helper()
-	w := worker.New(c, cfg, projection)
+	w := worker.New(c, worker.SettingsOf(cfg), projection)
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -168,12 +169,7 @@ func StartWorker(t testing.TB, c client.Client, cfg config.Config, projection *a
 // model); it stops with the test.
 func StartAPI(t testing.TB, c client.Client, cfg config.Config, store *readmodel.Store) *httptest.Server {
 	t.Helper()
-	var rm server.ReadModel
-	if store != nil {
-		rm = store
-	}
-	api := httptest.NewServer(server.NewHandler(cfg.API, server.Deps{
-		Entities: entities.New(c, EntitiesOptions(cfg), Logger()), ReadModel: rm, Logger: Logger()}))
+	api := httptest.NewServer(server.NewHandler(cfg.API, server.Deps{Pairs: Pairs(c, cfg, store), Logger: Logger()}))
 	t.Cleanup(api.Close)
 	return api
 }
@@ -182,9 +178,23 @@ func StartAPI(t testing.TB, c client.Client, cfg config.Config, store *readmodel
 // model); it stops with the test.
 func StartAPIWith(t testing.TB, e *entities.Client, cfg config.Config) *httptest.Server {
 	t.Helper()
-	api := httptest.NewServer(server.NewHandler(cfg.API, server.Deps{Entities: e, Logger: Logger()}))
+	api := httptest.NewServer(server.NewHandler(cfg.API, server.Deps{Pairs: PairsOn(e, cfg, nil), Logger: Logger()}))
 	t.Cleanup(api.Close)
 	return api
+}
+
+// Pairs is the application service the APIs serve, as the binary builds it
+// on c (store nil: no read model).
+func Pairs(c client.Client, cfg config.Config, store *readmodel.Store) *pairs.Service {
+	return PairsOn(entities.New(c, EntitiesOptions(cfg), Logger()), cfg, store)
+}
+
+// PairsOn is Pairs over the given entity client.
+func PairsOn(e *entities.Client, cfg config.Config, store *readmodel.Store) *pairs.Service {
+	if store == nil { // a nil *Store must not become a non-nil interface
+		return pairs.New(e, nil, cfg.API.RequestTimeout)
+	}
+	return pairs.New(e, store, cfg.API.RequestTimeout)
 }
 
 // FreePort returns a loopback port nobody listens on right now.

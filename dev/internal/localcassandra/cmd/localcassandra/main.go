@@ -23,7 +23,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/artifactstate/artifactstate/internal/localcassandra"
+	"github.com/artifactstate/artifactstate/dev/internal/localcassandra"
 )
 
 const usage = `usage: localcassandra <command> [flags]

@@ -1,0 +1,146 @@
+package config
+
+import "time"
+
+// API configures the HTTP endpoint.
+type API struct {
+	ListenAddress string `yaml:"listenAddress" env:"LISTEN_ADDRESS"`
+	// RequestTimeout bounds each request's calls to Temporal (504 past it).
+	RequestTimeout time.Duration `yaml:"requestTimeout" env:"REQUEST_TIMEOUT"`
+	// MaxBodyBytes is the largest request body accepted (413 past it).
+	MaxBodyBytes int64 `yaml:"maxBodyBytes" env:"MAX_BODY_BYTES"`
+	// RetryAfter is sent in the Retry-After header of 503 answers.
+	RetryAfter time.Duration `yaml:"retryAfter" env:"RETRY_AFTER"`
+	// ShutdownTimeout bounds the wait for in-flight requests on shutdown.
+	ShutdownTimeout time.Duration `yaml:"shutdownTimeout" env:"SHUTDOWN_TIMEOUT"`
+	// HTTP server bounds: a slow client is cut off rather than holding a
+	// connection and a goroutine as long as it likes.
+	ReadTimeout       time.Duration `yaml:"readTimeout" env:"READ_TIMEOUT"`
+	ReadHeaderTimeout time.Duration `yaml:"readHeaderTimeout" env:"READ_HEADER_TIMEOUT"`
+	WriteTimeout      time.Duration `yaml:"writeTimeout" env:"WRITE_TIMEOUT"`
+	IdleTimeout       time.Duration `yaml:"idleTimeout" env:"IDLE_TIMEOUT"`
+	MaxHeaderBytes    int           `yaml:"maxHeaderBytes" env:"MAX_HEADER_BYTES"`
+	// TLS serves the API over TLS.
+	TLS       ServerTLS `yaml:"tls" envPrefix:"TLS_"`
+	RateLimit RateLimit `yaml:"rateLimit" envPrefix:"RATE_LIMIT_"`
+	// MaxInFlightTemporalCalls bounds the API's concurrent calls to Temporal
+	// in this process; past it requests get 503 at once instead of queueing
+	// until they time out. 0: no bound.
+	MaxInFlightTemporalCalls int `yaml:"maxInFlightTemporalCalls" env:"MAX_IN_FLIGHT_TEMPORAL_CALLS"`
+}
+
+// ServerTLS makes a listener serve TLS. The files are re-read when they
+// change, so a rotated certificate is served without a restart.
+type ServerTLS struct {
+	CertFile string `yaml:"certFile" env:"CERT_FILE"`
+	KeyFile  string `yaml:"keyFile" env:"KEY_FILE"`
+}
+
+// Enabled reports whether TLS is configured.
+func (t ServerTLS) Enabled() bool { return t.CertFile != "" }
+
+// RateLimit bounds request rates with token buckets: per client (the
+// authenticated subject, else the remote IP) and for the whole process.
+// A rate of 0 turns that bucket off. Requests over a limit get 429 with
+// Retry-After.
+type RateLimit struct {
+	PerClient      float64 `yaml:"perClient" env:"PER_CLIENT"`
+	PerClientBurst int     `yaml:"perClientBurst" env:"PER_CLIENT_BURST"`
+	Global         float64 `yaml:"global" env:"GLOBAL"`
+	GlobalBurst    int     `yaml:"globalBurst" env:"GLOBAL_BURST"`
+}
+
+func defaultAPI() API {
+	return API{
+		ListenAddress:            ":8082",
+		RequestTimeout:           5 * time.Second,
+		MaxBodyBytes:             16 << 10,
+		RetryAfter:               time.Second,
+		ShutdownTimeout:          15 * time.Second,
+		ReadTimeout:              10 * time.Second,
+		ReadHeaderTimeout:        5 * time.Second,
+		WriteTimeout:             30 * time.Second,
+		IdleTimeout:              2 * time.Minute,
+		MaxHeaderBytes:           32 << 10,
+		MaxInFlightTemporalCalls: 1000,
+	}
+}
+
+func (a API) check(p *Problems) {
+	a.TLS.check(p, "api.tls")
+	if err := CheckHostPort(a.ListenAddress, true); err != nil {
+		p.Add("api.listenAddress", "%v", err)
+	}
+	p.positive("api.requestTimeout", a.RequestTimeout)
+	p.positive("api.retryAfter", a.RetryAfter)
+	p.positive("api.shutdownTimeout", a.ShutdownTimeout)
+	p.positive("api.readTimeout", a.ReadTimeout)
+	p.positive("api.readHeaderTimeout", a.ReadHeaderTimeout)
+	p.positive("api.writeTimeout", a.WriteTimeout)
+	p.positive("api.idleTimeout", a.IdleTimeout)
+	if a.WriteTimeout <= a.RequestTimeout {
+		p.Add("api.writeTimeout", "must be longer than api.requestTimeout (%v), or answers would be cut off, got %v", a.RequestTimeout, a.WriteTimeout)
+	}
+	if a.MaxHeaderBytes < 4096 {
+		p.Add("api.maxHeaderBytes", "must be at least 4096, got %d", a.MaxHeaderBytes)
+	}
+	if a.MaxBodyBytes < 256 {
+		p.Add("api.maxBodyBytes", "must be at least 256, got %d", a.MaxBodyBytes)
+	}
+	if a.MaxInFlightTemporalCalls < 0 {
+		p.Add("api.maxInFlightTemporalCalls", "must be 0 (no bound) or positive, got %d", a.MaxInFlightTemporalCalls)
+	}
+	for _, b := range []struct {
+		key   string
+		rate  float64
+		burst int
+	}{
+		{"api.rateLimit.perClient", a.RateLimit.PerClient, a.RateLimit.PerClientBurst},
+		{"api.rateLimit.global", a.RateLimit.Global, a.RateLimit.GlobalBurst},
+	} {
+		if b.rate < 0 {
+			p.Add(b.key, "must be 0 (off) or a positive rate per second, got %v", b.rate)
+		}
+		if b.rate > 0 && b.burst < 1 {
+			p.Add(b.key+"Burst", "must be at least 1 when %s is set, got %d", b.key, b.burst)
+		}
+	}
+}
+
+// check checks a listener's TLS under the key prefix: cert and key
+// together, files that exist.
+func (t ServerTLS) check(p *Problems, prefix string) {
+	p.file(prefix+".certFile", t.CertFile)
+	p.file(prefix+".keyFile", t.KeyFile)
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		p.Add(prefix, "certFile and keyFile go together")
+	}
+}
+
+// GRPC configures the gRPC API of the api and dev roles (internal/grpcapi).
+// Its calls share api.requestTimeout, api.retryAfter and api.shutdownTimeout
+// with the HTTP API.
+type GRPC struct {
+	// ListenAddress of the gRPC API; empty: no gRPC API.
+	ListenAddress string `yaml:"listenAddress" env:"LISTEN_ADDRESS"`
+	// TLS serves the gRPC API over TLS (certificate reloaded on change).
+	TLS ServerTLS `yaml:"tls" envPrefix:"TLS_"`
+	// ClientCAFile (with TLS) requires every client to present a
+	// certificate signed by one of its CAs (mTLS).
+	ClientCAFile string `yaml:"clientCAFile" env:"CLIENT_CA_FILE"`
+}
+
+func (g GRPC) check(p *Problems) {
+	if g.ListenAddress != "" {
+		if err := CheckHostPort(g.ListenAddress, true); err != nil {
+			p.Add("grpc.listenAddress", "%v (or empty: no gRPC API)", err)
+		}
+	}
+	g.TLS.check(p, "grpc.tls")
+	if g.ClientCAFile != "" {
+		if !g.TLS.Enabled() {
+			p.Add("grpc.clientCAFile", "needs grpc.tls (client certificates travel over TLS)")
+		}
+		p.file("grpc.clientCAFile", g.ClientCAFile)
+	}
+}
