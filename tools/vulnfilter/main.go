@@ -1,8 +1,9 @@
-// Command vulnfilter reads `govulncheck -format json` on stdin and fails
-// when the scanned code calls (binary mode: links) a vulnerable symbol,
-// unless the vulnerability is listed in the accepted file with a reason.
-// Vulnerabilities in modules the code requires but does not call are
-// reported and do not fail.
+// Command vulnfilter reads the `govulncheck -format json` reports of one or
+// more binaries (arguments name=file) and fails when a binary calls (binary
+// mode: links) a vulnerable symbol, unless the vulnerability is listed in
+// the accepted file with a reason. Vulnerabilities in modules a binary
+// requires but does not call are reported and do not fail. An accepted
+// entry that no binary calls any more is reported as stale.
 package main
 
 import (
@@ -43,35 +44,89 @@ func main() {
 		fmt.Fprintln(os.Stderr, "vulnfilter:", err)
 		os.Exit(2)
 	}
-	summaries := map[string]string{}
-	called := map[string][]string{}
-	uncalled := map[string]bool{}
-	dec := json.NewDecoder(bufio.NewReader(os.Stdin))
+	if flag.NArg() == 0 {
+		fmt.Fprintln(os.Stderr, "vulnfilter: name the reports, as binary=report.json")
+		os.Exit(2)
+	}
+	calledAnywhere := map[string]bool{}
+	failed := false
+	for _, arg := range flag.Args() {
+		name, path, ok := strings.Cut(arg, "=")
+		if !ok {
+			fmt.Fprintf(os.Stderr, "vulnfilter: %q is not binary=report.json\n", arg)
+			os.Exit(2)
+		}
+		r, err := readReport(path)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "vulnfilter: %s: %v\n", path, err)
+			os.Exit(2)
+		}
+		fmt.Printf("govulncheck: %s\n", name)
+		for id := range r.called {
+			calledAnywhere[id] = true
+		}
+		if !r.print(accepted, *acceptedFile) {
+			failed = true
+		}
+	}
+	ids := make([]string, 0, len(accepted))
+	for id := range accepted {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		if !calledAnywhere[id] {
+			fmt.Printf("stale: %s is accepted but no binary calls it: remove it from %s\n", id, *acceptedFile)
+		}
+	}
+	if failed {
+		os.Exit(1)
+	}
+}
+
+// report is one binary's findings.
+type report struct {
+	summaries map[string]string
+	called    map[string][]string // OSV ID -> the symbols the binary calls
+	uncalled  map[string]bool
+}
+
+func readReport(path string) (report, error) {
+	r := report{summaries: map[string]string{}, called: map[string][]string{}, uncalled: map[string]bool{}}
+	f, err := os.Open(path)
+	if err != nil {
+		return r, err
+	}
+	defer f.Close()
+	dec := json.NewDecoder(bufio.NewReader(f))
 	for {
 		var m message
 		if err := dec.Decode(&m); errors.Is(err, io.EOF) {
-			break
+			return r, nil
 		} else if err != nil {
-			fmt.Fprintln(os.Stderr, "vulnfilter: reading govulncheck's output:", err)
-			os.Exit(2)
+			return r, fmt.Errorf("reading govulncheck's output: %w", err)
 		}
 		if m.OSV != nil {
-			summaries[m.OSV.ID] = m.OSV.Summary
+			r.summaries[m.OSV.ID] = m.OSV.Summary
 		}
 		if f := m.Finding; f != nil && len(f.Trace) > 0 {
 			top := f.Trace[0]
 			if top.Function == "" {
-				uncalled[f.OSV] = true
+				r.uncalled[f.OSV] = true
 				continue
 			}
 			where := fmt.Sprintf("%s@%s %s.%s (fixed in %s)", top.Module, top.Version, top.Package, symbol(top.Receiver, top.Function), orNone(f.FixedVersion))
-			if !slices.Contains(called[f.OSV], where) {
-				called[f.OSV] = append(called[f.OSV], where)
+			if !slices.Contains(r.called[f.OSV], where) {
+				r.called[f.OSV] = append(r.called[f.OSV], where)
 			}
 		}
 	}
+}
+
+// print reports the binary's findings; false when one is not accepted.
+func (r report) print(accepted map[string]string, acceptedFile string) bool {
 	var failing, ok []string
-	for id := range called {
+	for id := range r.called {
 		if _, acc := accepted[id]; acc {
 			ok = append(ok, id)
 		} else {
@@ -80,34 +135,35 @@ func main() {
 	}
 	slices.Sort(failing)
 	slices.Sort(ok)
-	for id := range uncalled {
-		if _, isCalled := called[id]; !isCalled {
-			fmt.Printf("not called: %s %s\n", id, summaries[id])
+	uncalled := make([]string, 0, len(r.uncalled))
+	for id := range r.uncalled {
+		if _, isCalled := r.called[id]; !isCalled {
+			uncalled = append(uncalled, id)
 		}
+	}
+	slices.Sort(uncalled)
+	for _, id := range uncalled {
+		fmt.Printf("not called: %s %s\n", id, r.summaries[id])
 	}
 	for _, id := range ok {
-		fmt.Printf("ACCEPTED  %s %s\n          reason: %s\n", id, summaries[id], accepted[id])
-	}
-	for id := range accepted {
-		if _, isCalled := called[id]; !isCalled {
-			fmt.Printf("stale: %s is accepted but no longer found: remove it from %s\n", id, *acceptedFile)
-		}
+		fmt.Printf("ACCEPTED  %s %s\n          reason: %s\n", id, r.summaries[id], accepted[id])
 	}
 	for _, id := range failing {
-		fmt.Printf("VULNERABLE %s %s\n", id, summaries[id])
-		for i, w := range called[id] {
+		fmt.Printf("VULNERABLE %s %s\n", id, r.summaries[id])
+		for i, w := range r.called[id] {
 			if i == 3 {
-				fmt.Printf("           ... and %d more symbols\n", len(called[id])-3)
+				fmt.Printf("           ... and %d more symbols\n", len(r.called[id])-3)
 				break
 			}
 			fmt.Printf("           %s\n", w)
 		}
 	}
 	if len(failing) > 0 {
-		fmt.Printf("%d vulnerabilities affect code the binary calls: upgrade the modules (or accept one in %s, with a reason)\n", len(failing), *acceptedFile)
-		os.Exit(1)
+		fmt.Printf("%d vulnerabilities affect code the binary calls: upgrade the modules (or accept one in %s, with a reason)\n", len(failing), acceptedFile)
+		return false
 	}
 	fmt.Printf("no unaccepted vulnerability in called code (%d accepted)\n", len(ok))
+	return true
 }
 
 func symbol(recv, fn string) string {

@@ -50,19 +50,23 @@ const (
 	downFor = 10 * time.Second
 )
 
-// fault is one process to crash.
+// fault is one process to crash, or, with rollout, a planned versioned
+// rollout of the workers to a new build (Target names it in the report).
 type fault struct {
-	Name   string
-	Target string
+	Name    string
+	Target  string
+	rollout bool
 }
 
 func faults(t *testing.T) []fault {
 	all := []fault{
-		{"one Cassandra node", localcluster.CassandraName(3)},
-		{"one history host", localcluster.HistoryName(2)},
-		{"the matching service", localcluster.MatchingName},
-		{"one worker", localcluster.WorkerName(2)},
-		{"one api node", localcluster.APIName(2)},
+		{Name: "one Cassandra node", Target: localcluster.CassandraName(3)},
+		{Name: "one history host", Target: localcluster.HistoryName(2)},
+		{Name: "the matching service", Target: localcluster.MatchingName},
+		{Name: "one worker", Target: localcluster.WorkerName(2)},
+		{Name: "one api node", Target: localcluster.APIName(2)},
+		// Last: it replaces the workers.
+		{Name: "a versioned worker rollout", Target: "rollout", rollout: true},
 	}
 	only := os.Getenv(onlyEnv)
 	if only == "" {
@@ -266,22 +270,27 @@ func runFault(ctx context.Context, t *testing.T, c *localcluster.Cluster, nodes 
 		t.Fatalf("%s: before the fault: %v", f.Name, err)
 	}
 	killedAt := time.Now()
-	killedNs.Store(killedAt.UnixNano())
-	if err := c.Kill(f.Target); err != nil {
-		t.Fatal(err)
+	var restarted, readyAt time.Time
+	if f.rollout {
+		restarted, readyAt = rollout(ctx, t, c, run)
+	} else {
+		killedNs.Store(killedAt.UnixNano())
+		if err := c.Kill(f.Target); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		case <-time.After(downFor): // the fault's length, not a synchronisation
+		}
+		restarted = time.Now()
+		if err := c.Start(ctx, f.Target); err != nil {
+			t.Fatalf("%s: restart %s: %v", f.Name, f.Target, err)
+		}
+		readyAt = time.Now()
 	}
 	r.KilledAt = since(killedAt)
-	select {
-	case <-ctx.Done():
-		t.Fatal(ctx.Err())
-	case <-time.After(downFor): // the fault's length, not a synchronisation
-	}
-	restarted := time.Now()
 	r.RestartedAt = since(restarted)
-	if err := c.Start(ctx, f.Target); err != nil {
-		t.Fatalf("%s: restart %s: %v", f.Name, f.Target, err)
-	}
-	readyAt := time.Now()
 	readyNs.Store(readyAt.UnixNano())
 	r.ReadyAt = since(readyAt)
 	r.RestartTook = readyAt.Sub(restarted).Seconds()
@@ -333,6 +342,9 @@ func runFault(ctx context.Context, t *testing.T, c *localcluster.Cluster, nodes 
 	}
 	for _, v := range r.Violations {
 		t.Errorf("%s: %s", f.Name, v)
+	}
+	if f.rollout && r.FailedCalls > 0 {
+		t.Errorf("%s: %d calls failed (%v); a planned rollout must cost none", f.Name, r.FailedCalls, r.Failures)
 	}
 
 	// Nothing acknowledged lost: through both nodes, then the read model.

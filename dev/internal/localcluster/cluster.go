@@ -723,8 +723,8 @@ func (c *Cluster) appEnv(role string, extra ...string) []string {
 }
 
 // appSpec is the command line of an artifactstate process; the addresses
-// are flags, which beat compose's environment.
-func (c *Cluster) appSpec(name string) (procSpec, string) {
+// are flags, which beat compose's environment; env is added last.
+func (c *Cluster) appSpec(name string, env ...string) (procSpec, string) {
 	role, _, _ := strings.Cut(name, "-")
 	port := c.st.Ports.App[name]
 	args := []string{role, "--temporal-address", c.FrontendAddress(), "--cassandra-hosts", c.CassandraHosts()}
@@ -738,13 +738,14 @@ func (c *Cluster) appSpec(name string) (procSpec, string) {
 		args = append(args, "--identity", name+"@localcluster")
 		extra = append(extra, "ARTIFACTSTATE_ADMIN_LISTEN_ADDRESS="+hostPort(port))
 	}
+	extra = append(extra, env...)
 	return procSpec{Name: name, Path: c.opts.Artifactstate, Args: args, Env: c.appEnv(role, extra...), Log: c.logFile(name)},
 		"http://" + hostPort(port)
 }
 
 // startApp starts one artifactstate process and waits for /readyz.
-func (c *Cluster) startApp(ctx context.Context, name string) error {
-	spec, url := c.appSpec(name)
+func (c *Cluster) startApp(ctx context.Context, name string, env ...string) error {
+	spec, url := c.appSpec(name, env...)
 	return c.startSupervised(ctx, spec, url, 2*time.Minute)
 }
 
@@ -875,19 +876,29 @@ func (c *Cluster) Start(ctx context.Context, name string) error {
 	case temporalRole(name) != "":
 		return c.startTemporalProcess(ctx, name)
 	case isApp(name):
-		c.mu.Lock()
-		_, known := c.st.Ports.App[name]
-		c.mu.Unlock()
-		if !known {
-			if err := c.addApp(name); err != nil {
-				return err
-			}
-		}
-		return c.startApp(ctx, name)
+		return c.StartApp(ctx, name)
 	case name == uiName:
 		return c.startUI(ctx)
 	}
 	return fmt.Errorf("localcluster: no component %q", name)
+}
+
+// StartApp starts an artifactstate process (worker-N or api-N, a new one
+// too) with env added to its environment (e.g. another build ID for a
+// versioned rollout) and waits until it is ready.
+func (c *Cluster) StartApp(ctx context.Context, name string, env ...string) error {
+	if !isApp(name) {
+		return fmt.Errorf("localcluster: %q is no artifactstate process", name)
+	}
+	c.mu.Lock()
+	_, known := c.st.Ports.App[name]
+	c.mu.Unlock()
+	if !known {
+		if err := c.addApp(name); err != nil {
+			return err
+		}
+	}
+	return c.startApp(ctx, name, env...)
 }
 
 // addApp gives an artifactstate process beyond the configured ones (say a

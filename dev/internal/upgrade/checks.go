@@ -34,13 +34,13 @@ func (f *ReadModelFault) Reject(ctx context.Context) (restore func(context.Conte
 		return nil, fmt.Errorf("read model fault: %w", err)
 	}
 	table := f.Keyspace + ".artifact_state"
-	if err := session.Query("ALTER TABLE " + table + " DROP changed_at").WithContext(ctx).Exec(); err != nil {
+	if err := session.Query("ALTER TABLE " + table + " DROP changed_at").ExecContext(ctx); err != nil {
 		session.Close()
 		return nil, fmt.Errorf("read model fault: drop a column: %w", err)
 	}
 	return func(ctx context.Context) error {
 		defer session.Close()
-		if err := session.Query("ALTER TABLE " + table + " ADD changed_at timestamp").WithContext(ctx).Exec(); err != nil {
+		if err := session.Query("ALTER TABLE " + table + " ADD changed_at timestamp").ExecContext(ctx); err != nil {
 			return fmt.Errorf("read model fault: restore the column: %w", err)
 		}
 		return nil
