@@ -252,3 +252,24 @@ func TestExtendedConfigurationLoadsItsOwnSection(t *testing.T) {
 	require.Contains(t, names, "ARTIFACTSTATE_EXTRA_PORT")
 	require.Contains(t, names, "ARTIFACTSTATE_TEMPORAL_ADDRESS")
 }
+
+// Under temporal-worker-controller the worker's version comes from the
+// variables the controller sets, unless ours name one.
+func TestVersioningFromTheWorkerController(t *testing.T) {
+	t.Parallel()
+	cfg, err := Load("", map[string]string{ControllerDeploymentNameEnv: "prod/artifactstate-worker", ControllerBuildIDEnv: "img-1a2b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := cfg.Worker.Versioning; v.DeploymentName != "prod/artifactstate-worker" || v.BuildID != "img-1a2b" {
+		t.Fatalf("versioning %+v, want the controller's", v)
+	}
+	cfg, err = Load("", map[string]string{ControllerDeploymentNameEnv: "prod/artifactstate-worker", ControllerBuildIDEnv: "img-1a2b",
+		"ARTIFACTSTATE_WORKER_VERSIONING_DEPLOYMENT_NAME": "mine", "ARTIFACTSTATE_WORKER_VERSIONING_BUILD_ID": "b1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := cfg.Worker.Versioning; v.DeploymentName != "mine" || v.BuildID != "b1" {
+		t.Fatalf("versioning %+v, want ours", v)
+	}
+}

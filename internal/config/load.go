@@ -54,6 +54,7 @@ func LoadInto(path string, environ map[string]string, cfg Extended) error {
 		return namedEnvError(cfg, environ, err)
 	}
 	c := cfg.Root()
+	controllerVersion(environ, &c.Worker.Versioning)
 	if f := c.Cassandra.PasswordFile; f != "" {
 		if c.Cassandra.Password != "" {
 			return errors.New("cassandra: set password or passwordFile, not both")
@@ -65,6 +66,29 @@ func LoadInto(path string, environ map[string]string, cfg Extended) error {
 		c.Cassandra.Password = secret
 	}
 	return nil
+}
+
+// Variables temporal-worker-controller sets in the pods of each version it
+// runs: the worker takes its deployment version from them unless the
+// ARTIFACTSTATE_WORKER_VERSIONING_* variables name one.
+const (
+	ControllerDeploymentNameEnv = "TEMPORAL_DEPLOYMENT_NAME"
+	ControllerBuildIDEnv        = "TEMPORAL_WORKER_BUILD_ID"
+)
+
+func controllerVersion(environ map[string]string, v *Versioning) {
+	get := func(name string) string {
+		if environ == nil {
+			return os.Getenv(name)
+		}
+		return environ[name]
+	}
+	if name := get(ControllerDeploymentNameEnv); name != "" && get(EnvPrefix+"WORKER_VERSIONING_DEPLOYMENT_NAME") == "" {
+		v.DeploymentName = name
+	}
+	if id := get(ControllerBuildIDEnv); id != "" && get(EnvPrefix+"WORKER_VERSIONING_BUILD_ID") == "" {
+		v.BuildID = id
+	}
 }
 
 // ReadSecretFile returns a secret kept in a file (a mounted Kubernetes

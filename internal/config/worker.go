@@ -57,10 +57,12 @@ type Versioning struct {
 	// every worker of the task queue takes any entity, so a rolling deploy
 	// replays histories on both the old and the new build.
 	Enabled bool `yaml:"enabled" env:"ENABLED"`
-	// DeploymentName names the Worker Deployment (no '.' or ':').
+	// DeploymentName names the Worker Deployment (no '.' or ':'); under
+	// temporal-worker-controller, TEMPORAL_DEPLOYMENT_NAME, which it sets.
 	DeploymentName string `yaml:"deploymentName" env:"DEPLOYMENT_NAME"`
-	// BuildID names this build within the deployment; empty means the
-	// binary's commit (the dev role: "dev", one build at a time).
+	// BuildID names this build within the deployment; empty means
+	// TEMPORAL_WORKER_BUILD_ID (temporal-worker-controller sets it), else
+	// the binary's commit (the dev role: "dev", one build at a time).
 	BuildID string `yaml:"buildId" env:"BUILD_ID"`
 	// Promote says when the worker makes its own version current:
 	// ifNoCurrent (nobody ever chose a current version: the deployment's
