@@ -225,30 +225,64 @@ func (c *Client) readState(ctx context.Context, key entityid.Key) (workflows.Sta
 	defer release()
 	ctx, attempts := temporalclient.WithAttempts(ctx)
 	var out workflows.State
-	err = c.query(ctx, key, workflows.QueryGetAllStates, &out)
-	if err == nil {
-		return out, nil
+	closedChecked := false
+	for backoff := queryRetryInitial; ; backoff = min(2*backoff, queryRetryMax) {
+		err = c.query(ctx, key, workflows.QueryGetAllStates, &out)
+		if err == nil {
+			return out, nil
+		}
+		var notFound *serviceerror.NotFound
+		if errors.As(err, &notFound) {
+			return workflows.State{}, nil
+		}
+		if ctx.Err() != nil {
+			return out, classifyRead(ctx, attempts, err)
+		}
+		// A closed run answers from its history, whatever the query's
+		// failure: no worker may be left to answer (a run pinned to a
+		// build whose workers stopped), and its state is final.
+		if !closedChecked {
+			closedChecked = true
+			if closed, describeErr := c.closed(ctx, key); describeErr == nil && closed {
+				last, foldErr := c.lastRun(ctx, key)
+				if foldErr != nil {
+					return out, classifyRead(ctx, attempts, foldErr)
+				}
+				return last.State, nil
+			}
+		}
+		// A read is idempotent: one that failed for a moment (the query
+		// buffer of an entity busy with a task, matching that lost its
+		// pollers for a moment) is sent again within the caller's deadline.
+		if !retryableQuery(err) || !timeLeft(ctx, backoff) {
+			return out, classifyRead(ctx, attempts, err)
+		}
+		select {
+		case <-ctx.Done():
+			return out, classifyRead(ctx, attempts, err)
+		case <-time.After(backoff):
+		}
 	}
-	var notFound *serviceerror.NotFound
-	if errors.As(err, &notFound) {
-		return out, nil
-	}
-	err = classifyRead(ctx, attempts, err)
-	if ctx.Err() != nil {
-		return out, err
-	}
-	// A closed run answers from its history, whatever the query's failure:
-	// no worker may be left to answer (a run pinned to a build whose
-	// workers stopped), and its state is final.
-	closed, describeErr := c.closed(ctx, key)
-	if describeErr != nil || !closed {
-		return out, err
-	}
-	last, foldErr := c.lastRun(ctx, key)
-	if foldErr != nil {
-		return out, classifyRead(ctx, attempts, foldErr)
-	}
-	return last.State, nil
+}
+
+// Backoff of a read sent again within its deadline.
+const (
+	queryRetryInitial = 25 * time.Millisecond
+	queryRetryMax     = 500 * time.Millisecond
+)
+
+// retryableQuery reports whether a query that failed with err may succeed
+// when sent again soon: the frontend or matching unavailable or
+// overloaded, the entity's query buffer full, no poller seen recently.
+func retryableQuery(err error) bool {
+	return unavailable(err) || noRecentPoller(err)
+}
+
+// timeLeft reports whether ctx leaves time for a pause of d and another
+// attempt.
+func timeLeft(ctx context.Context, d time.Duration) bool {
+	deadline, ok := ctx.Deadline()
+	return !ok || time.Until(deadline) > d+100*time.Millisecond
 }
 
 // query sends the query with the caller's whole deadline. (The SDK's
