@@ -99,14 +99,46 @@ func (c *Client) Apply(ctx context.Context, key entityid.Key, cmd Command) (work
 	ctx, attempts := temporalclient.WithAttempts(ctx)
 	req := workflows.CommandRequest{Kind: cmd.Kind, IdempotencyKey: cmd.IdempotencyKey, IfVersion: cmd.IfVersion}
 	in := workflows.EntityInput{UserID: key.UserID, ArtifactID: key.ArtifactID}
-	res, err := c.updateWithStart(ctx, key, req, in, enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE)
-	var closed *serviceerror.WorkflowExecutionAlreadyStarted
-	if errors.As(err, &closed) {
-		// The entity ran before and was closed (terminated by an operator):
-		// re-create it from the state its last run ended with.
-		res, err = c.recreate(ctx, key, req)
+	updateID := updateIDOf(req)
+	for backoff := writeRetryInitial; ; backoff = min(2*backoff, writeRetryMax) {
+		res, err := c.updateWithStart(ctx, key, updateID, req, in, enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE)
+		var closed *serviceerror.WorkflowExecutionAlreadyStarted
+		if errors.As(err, &closed) {
+			// The entity ran before and was closed (terminated by an
+			// operator): re-create it from the state its last run ended with.
+			res, err = c.recreate(ctx, key, updateID, req)
+		}
+		// The workflow task the update went out in failed (a task that
+		// raced a command and could not close the run, say): the update
+		// was not applied, and the same update ID sent again applies it
+		// once. An entity whose tasks keep failing still answers
+		// ErrEntityStuck once the deadline leaves no time.
+		var notReady *serviceerror.WorkflowNotReady
+		if errors.As(err, &notReady) && timeLeft(ctx, backoff) {
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+				continue
+			}
+		}
+		return res.State, classifyWrite(ctx, attempts, err)
 	}
-	return res.State, classifyWrite(ctx, attempts, err)
+}
+
+// Backoff of a write sent again after its workflow task failed.
+const (
+	writeRetryInitial = 50 * time.Millisecond
+	writeRetryMax     = time.Second
+)
+
+// updateIDOf is the update ID of a command: derived from its idempotency
+// key, so that Temporal itself answers a retry within the same run with the
+// first outcome, or else a new one (kept across the retries of one call).
+func updateIDOf(req workflows.CommandRequest) string {
+	if req.IdempotencyKey != "" {
+		return "idempotency-key:" + string(req.Kind) + ":" + req.IdempotencyKey
+	}
+	return uuid.NewString()
 }
 
 // Recreate starts a closed entity again, seeded with the state its last run
@@ -136,7 +168,7 @@ func (c *Client) Recreate(ctx context.Context, key entityid.Key) error {
 	return nil
 }
 
-func (c *Client) recreate(ctx context.Context, key entityid.Key, req workflows.CommandRequest) (workflows.CommandResult, error) {
+func (c *Client) recreate(ctx context.Context, key entityid.Key, updateID string, req workflows.CommandRequest) (workflows.CommandResult, error) {
 	last, err := c.lastRun(ctx, key)
 	if err != nil {
 		return workflows.CommandResult{}, fmt.Errorf("recover the state of closed entity %s: %w", key, err)
@@ -145,21 +177,15 @@ func (c *Client) recreate(ctx context.Context, key entityid.Key, req workflows.C
 		"WorkflowID", key.WorkflowID(), "Version", last.State.Version, "Run", last.State.Run)
 	in := workflows.EntityInput{UserID: key.UserID, ArtifactID: key.ArtifactID,
 		State: last.State, Projection: last.Projection, Idempotency: last.Idempotency}
-	return c.updateWithStart(ctx, key, req, in, enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE)
+	return c.updateWithStart(ctx, key, updateID, req, in, enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE)
 }
 
-// updateWithStart sends the command as an update, starting the entity with
-// input in if it is not running. A request with an idempotency key uses an
-// update ID derived from it, so Temporal itself answers a retry within the
-// same run with the first outcome.
-func (c *Client) updateWithStart(ctx context.Context, key entityid.Key, req workflows.CommandRequest,
+// updateWithStart sends the command as the update updateID, starting the
+// entity with input in if it is not running.
+func (c *Client) updateWithStart(ctx context.Context, key entityid.Key, updateID string, req workflows.CommandRequest,
 	in workflows.EntityInput, reuse enumspb.WorkflowIdReusePolicy) (workflows.CommandResult, error) {
 	start := c.temporal.NewWithStartWorkflowOperation(c.startOptions(key, enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING, reuse),
 		workflows.EntityWorkflowName, in)
-	updateID := uuid.NewString()
-	if req.IdempotencyKey != "" {
-		updateID = "idempotency-key:" + string(req.Kind) + ":" + req.IdempotencyKey
-	}
 	handle, err := c.temporal.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: start,
 		UpdateOptions: client.UpdateWorkflowOptions{

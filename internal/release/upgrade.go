@@ -43,8 +43,8 @@ type UpgradeProgress struct {
 	Elapsed         time.Duration
 }
 
-// Upgrade moves every running entity pinned to a build other than the
-// deployment's current one onto the current build: it signals each run
+// Upgrade moves every running entity pinned to a build that takes no new
+// runs (neither current nor ramping) onto the builds that do: it signals each run
 // (workflows.UpgradeSignalName), which continues as new, and the new run
 // starts on the current version. An entity with commands moves by itself
 // (its next task after a new version became current continues as new);
@@ -64,7 +64,7 @@ func (d *Deployment) Upgrade(ctx context.Context, opts UpgradeOptions) (UpgradeP
 	if !ok {
 		return p, fmt.Errorf("worker deployment %s has no versions yet: no versioned worker has polled", d.name)
 	}
-	query := PinnedElsewhereQuery(d.name, routing.Current)
+	query := PinnedElsewhereQuery(d.name, routing.Current, routing.Ramping)
 	count, err := d.c.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Namespace: opts.Namespace, Query: query})
 	if err != nil {
 		return p, fmt.Errorf("count the entities to move: %w", err)
@@ -118,12 +118,17 @@ func (d *Deployment) Upgrade(ctx context.Context, opts UpgradeOptions) (UpgradeP
 }
 
 // PinnedElsewhereQuery lists the running entities pinned to a build of the
-// deployment other than current ("": unversioned workers are current).
-func PinnedElsewhereQuery(deployment, current string) string {
+// deployment that takes no new runs: neither the current build ("":
+// unversioned workers are current) nor the ramping one ("": none), whose
+// entities are where new runs go anyway (moving them during a ramp would
+// only churn).
+func PinnedElsewhereQuery(deployment, current, ramping string) string {
 	q := fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running' AND TemporalWorkerDeployment = '%s' AND TemporalWorkflowVersioningBehavior = 'Pinned'",
 		workflows.EntityWorkflowName, deployment)
-	if current != "" {
-		q += fmt.Sprintf(" AND TemporalWorkerDeploymentVersion != '%s'", VersionString(deployment, current))
+	for _, build := range []string{current, ramping} {
+		if build != "" {
+			q += fmt.Sprintf(" AND TemporalWorkerDeploymentVersion != '%s'", VersionString(deployment, build))
+		}
 	}
 	return q
 }
