@@ -146,7 +146,7 @@ func walkthroughs(t *testing.T, blocks []readmeBlock) map[string][]readmeBlock {
 		"production": append(slices.Clone(local[:prep]), production...),
 		// A worker rollout on the production cluster.
 		"rollouts": append(append(slices.Clone(local[:prep]), production...), rollouts...),
-		"scaling":    append(slices.Clone(local), scaling...),
+		"scaling":  append(slices.Clone(local), scaling...),
 	}
 }
 
