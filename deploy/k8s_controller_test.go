@@ -842,10 +842,10 @@ func checkController(t *testing.T, ov overlay, objs []k8sObject, ctl controllerO
 				t.Errorf("%s: container %s sets %s, which the controller sets", where, c.Name, e.Name)
 			}
 		}
-		for _, tsc := range pod.TopologySpreadConstraints {
-			if !slices.Contains(tsc.MatchLabelKeys, buildIDLabel) {
-				t.Errorf("%s: topology spread on %s counts every build's pods together: add matchLabelKeys [%s] so that each build spreads", where, tsc.TopologyKey, buildIDLabel)
-			}
+	}
+	for _, tsc := range pod.TopologySpreadConstraints {
+		if !slices.Contains(tsc.MatchLabelKeys, buildIDLabel) {
+			t.Errorf("%s: topology spread on %s counts every build's pods together: add matchLabelKeys [%s] so that each build spreads", where, tsc.TopologyKey, buildIDLabel)
 		}
 	}
 
