@@ -2,7 +2,8 @@ package deploy_test
 
 // docker-compose.yml, loaded with compose-go (the loader `docker compose`
 // itself uses): the services, the roles and environment of the artifactstate
-// services, the start-up order, ports and mounts, and the Temporal versions.
+// services (the workers' Worker Versioning), the start-up order, ports and
+// mounts, and the Temporal versions.
 
 import (
 	"context"
@@ -154,6 +155,7 @@ func TestComposeRolesAndEnvironment(t *testing.T) {
 			}
 		case "worker":
 			checkProbe(t, name, s, listenPort(t, name, cfg.Admin.ListenAddress))
+			checkComposeVersioning(t, name, env, cfg)
 			if s.StopGracePeriod == nil || time.Duration(*s.StopGracePeriod) <= cfg.Worker.StopTimeout {
 				t.Errorf("service %s: stop_grace_period must exceed worker.stopTimeout (%v)", name, cfg.Worker.StopTimeout)
 			}
@@ -171,6 +173,31 @@ func TestComposeRolesAndEnvironment(t *testing.T) {
 				t.Errorf("service %s: a one-shot must not restart %q", name, s.Restart)
 			}
 		}
+	}
+}
+
+// checkComposeVersioning: the workers are versions of one Worker
+// Deployment, set explicitly rather than by the binary's defaults; with no
+// controller, the first build makes itself current and a later one waits
+// for `release promote` (README, "With Docker Compose"); the build ID is
+// each image's own (its commit), never a fixed one two builds would share.
+func checkComposeVersioning(t *testing.T, name string, env map[string]string, cfg config.Config) {
+	t.Helper()
+	for key, want := range map[string]string{
+		"ARTIFACTSTATE_WORKER_VERSIONING_ENABLED":         "true",
+		"ARTIFACTSTATE_WORKER_VERSIONING_DEPLOYMENT_NAME": "artifactstate",
+		"ARTIFACTSTATE_WORKER_VERSIONING_PROMOTE":         config.PromoteIfNoCurrent,
+	} {
+		if env[key] != want {
+			t.Errorf("service %s: %s=%q, want %q set explicitly", name, key, env[key], want)
+		}
+	}
+	if id, set := env["ARTIFACTSTATE_WORKER_VERSIONING_BUILD_ID"]; set {
+		t.Errorf("service %s: ARTIFACTSTATE_WORKER_VERSIONING_BUILD_ID=%q: every image would run as the same build", name, id)
+	}
+	v := cfg.Worker.Versioning
+	if !v.Enabled || v.DeploymentName != "artifactstate" || v.Promote != config.PromoteIfNoCurrent || v.BuildID != "" {
+		t.Errorf("service %s: runs with versioning %+v", name, v)
 	}
 }
 

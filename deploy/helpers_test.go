@@ -5,6 +5,8 @@
 //	observability_test.go    Prometheus scrape config and alert rules, Grafana provisioning and dashboards
 //	dockerfile_test.go       the Dockerfile and .dockerignore (the image build is the Makefile's build)
 //	k8s_overlays_test.go     the kustomize base and overlays, built in-process, decoded into the API types
+//	k8s_controller_test.go   temporal-worker-controller: its custom resources against its own CRDs, the
+//	                         workers' rollout, the draining CronJob, the controller's Helm values
 //	k8s_dependencies_test.go Cassandra and Elasticsearch custom resources, and how the app reaches them
 //	k8s_helm_test.go         the Temporal Helm values against the chart's values layout and the server's config
 //	readme_test.go           the README's deployment commands: versions, order, variables, waits
@@ -38,7 +40,9 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	"github.com/spf13/cobra"
 
+	"github.com/artifactstate/artifactstate/internal/cli"
 	"github.com/artifactstate/artifactstate/internal/config"
 )
 
@@ -117,9 +121,35 @@ func temporalVersions(t *testing.T) (server, ui string) {
 // ---------------------------------------------------------------- the app's configuration
 
 // roles are the subcommands of the production binary the image ships
-// (cmd/artifactstate; internal/cli): no dev, which only the development
-// binary has.
-var roles = []string{"api", "worker", "migrate", "loadtest", "replay", "stuck", "version"}
+// (cmd/artifactstate: internal/cli's root command), read from the command
+// itself: no dev, which only the development binary adds.
+var roles = func() []string {
+	var names []string
+	for _, c := range cli.NewRoot().Commands() {
+		names = append(names, c.Name())
+	}
+	return names
+}()
+
+// parseCommand parses a command line of the production binary (its
+// arguments, without the binary) the way the binary does, without running
+// it: the subcommand must exist, and its flags and arguments must parse.
+func parseCommand(args []string) (*cobra.Command, error) {
+	cmd, rest, err := cli.NewRoot().Find(args)
+	if err != nil {
+		return nil, err
+	}
+	if !cmd.Runnable() {
+		return nil, fmt.Errorf("%q is not a command of the binary, only a group of commands", strings.Join(args, " "))
+	}
+	if err := cmd.ParseFlags(rest); err != nil {
+		return nil, fmt.Errorf("%s: %w", cmd.CommandPath(), err)
+	}
+	if err := cmd.ValidateArgs(cmd.Flags().Args()); err != nil {
+		return nil, fmt.Errorf("%s: %w", cmd.CommandPath(), err)
+	}
+	return cmd, nil
+}
 
 // knownEnv is config.EnvVars() as a set.
 func knownEnv(t *testing.T) map[string]bool {
@@ -218,6 +248,8 @@ func newTyped(apiVersion, kind string) (any, bool) {
 		return &appsv1.Deployment{}, true
 	case "batch/v1/Job":
 		return &batchv1.Job{}, true
+	case "batch/v1/CronJob":
+		return &batchv1.CronJob{}, true
 	case "autoscaling/v2/HorizontalPodAutoscaler":
 		return &autoscalingv2.HorizontalPodAutoscaler{}, true
 	case "policy/v1/PodDisruptionBudget":
@@ -231,6 +263,11 @@ func newTyped(apiVersion, kind string) (any, bool) {
 	}
 	return nil, false
 }
+
+// appForeign are the kinds of the app's overlays without a Go API type
+// here: cert-manager's Certificate and temporal-worker-controller's
+// resources (k8s_controller_test.go validates those against its CRDs).
+var appForeign = append([]string{"Certificate"}, controllerKinds...)
 
 // kustomizeBuild builds a kustomization in-process and decodes every object
 // strictly (unknown, duplicate or mis-cased fields are errors). Objects of
@@ -394,7 +431,7 @@ func containerAppEnv(t *testing.T, where string, c corev1.Container, objs []k8sO
 // its api Deployment runs with.
 func overlayAPIConfig(t *testing.T, ov overlay, known map[string]bool) (config.Config, []k8sObject) {
 	t.Helper()
-	objs := kustomizeBuild(t, ov.dir, "Certificate")
+	objs := kustomizeBuild(t, ov.dir, appForeign...)
 	api := byName[*appsv1.Deployment](t, objs, "artifactstate-api")
 	if len(api.Spec.Template.Spec.Containers) != 1 {
 		t.Fatalf("%s: Deployment artifactstate-api has %d containers", ov.dir, len(api.Spec.Template.Spec.Containers))

@@ -1,11 +1,16 @@
 package deploy_test
 
 // The kustomize base and overlays, built in-process with kustomize and every
-// object decoded strictly into its API type: the roles and their
-// environment, hardening and resources, probes on the endpoints the binary
-// serves, autoscalers, disruption budgets, monitors and network policies.
+// object decoded strictly into its API type (temporal-worker-controller's
+// custom resources against its CRDs, k8s_controller_test.go): the roles and
+// their environment, hardening and resources, probes on the endpoints the
+// binary serves, autoscalers, disruption budgets, monitors and network
+// policies. The workers' pods are the WorkerDeployment's template, with the
+// labels the controller adds to each build's pods; their autoscalers and
+// disruption budgets are its WorkerResourceTemplates, rendered for a build.
 
 import (
+	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -28,7 +33,7 @@ func TestKubernetesOverlays(t *testing.T) {
 	known := knownEnv(t)
 	for _, ov := range overlays {
 		t.Run(path.Base(ov.dir), func(t *testing.T) {
-			objs := kustomizeBuild(t, ov.dir, "Certificate")
+			objs := kustomizeBuild(t, ov.dir, appForeign...)
 			checkOverlay(t, ov, objs, known)
 		})
 	}
@@ -43,8 +48,9 @@ func checkOverlay(t *testing.T, ov overlay, objs []k8sObject, known map[string]b
 			t.Errorf("%s %s is in namespace %q, want %q", o.kind, o.name, o.namespace, appNamespace)
 		}
 	}
-	for kind, n := range map[string]int{"Deployment": 2, "Service": 1, "HorizontalPodAutoscaler": 2, "PodDisruptionBudget": 2,
-		"Job": 1, "ConfigMap": 1, "ServiceMonitor": 1, "PodMonitor": 1, "Namespace": 1, "ServiceAccount": 1} {
+	for kind, n := range map[string]int{"Deployment": 1, "Service": 1, "HorizontalPodAutoscaler": 1, "PodDisruptionBudget": 1,
+		"Job": 1, "CronJob": 1, "ConfigMap": 1, "ServiceMonitor": 1, "PodMonitor": 1, "Namespace": 1, "ServiceAccount": 1,
+		"WorkerDeployment": 1, "Connection": 1, "WorkerResourceTemplate": 2} {
 		if kinds[kind] != n {
 			t.Errorf("%d %s objects, want %d", kinds[kind], kind, n)
 		}
@@ -52,6 +58,7 @@ func checkOverlay(t *testing.T, ov overlay, objs []k8sObject, known map[string]b
 	if kinds["NetworkPolicy"] < 3 {
 		t.Errorf("%d NetworkPolicies", kinds["NetworkPolicy"])
 	}
+	ctl := decodeController(t, ov.dir, objs)
 
 	for _, cm := range find[*corev1.ConfigMap](objs) {
 		for k := range cm.Data {
@@ -82,8 +89,26 @@ func checkOverlay(t *testing.T, ov overlay, objs []k8sObject, known map[string]b
 	for _, j := range find[*batchv1.Job](objs) {
 		pods = append(pods, podOf{"Job", j.Name, j.Spec.Template.Spec, j.Spec.Template.Labels})
 	}
+	for _, cj := range find[*batchv1.CronJob](objs) {
+		tmpl := cj.Spec.JobTemplate.Spec.Template
+		pods = append(pods, podOf{"CronJob", cj.Name, tmpl.Spec, tmpl.Labels})
+	}
+	// A worker build's pods: the template, the controller's labels and
+	// environment (its version).
+	injected := map[string]map[string]string{}
+	for _, wd := range ctl.deployments {
+		pods = append(pods, podOf{"WorkerDeployment", wd.Name, wd.Spec.Template.Spec, versionedPodLabels(wd, exampleBuildID)})
+		var conn *connection
+		for _, c := range ctl.connections {
+			if c.Name == wd.Spec.WorkerOptions.ConnectionRef.Name {
+				conn = c
+			}
+		}
+		injected["WorkerDeployment "+wd.Name] = controllerEnv(wd, conn)
+	}
 	rolePods := map[string]podOf{}
 	roleCfg := map[string]config.Config{}
+	roleEnv := map[string]map[string]string{}
 	for _, p := range pods {
 		where := p.kind + " " + p.name
 		if len(p.spec.Containers) != 1 {
@@ -101,7 +126,11 @@ func checkOverlay(t *testing.T, ov overlay, objs []k8sObject, known map[string]b
 			t.Errorf("%s: image %q is not pinned", where, c.Image)
 		}
 		appEnv := containerAppEnv(t, where, c, objs, ov, known)
+		roleEnv[role] = maps.Clone(appEnv)
 		checkSecretFiles(t, where, p.spec, appEnv)
+		for k, v := range injected[where] {
+			appEnv[k] = v
+		}
 		cfg := checkEnv(t, where, appEnv, known)
 		roleCfg[role] = cfg
 		if role != "version" && !cfg.Cassandra.Enabled() {
@@ -140,7 +169,7 @@ func checkOverlay(t *testing.T, ov overlay, objs []k8sObject, known map[string]b
 	for _, role := range []string{"api", "worker"} {
 		p, ok := rolePods[role]
 		if !ok {
-			t.Errorf("no Deployment runs the %s role", role)
+			t.Errorf("nothing runs the %s role", role)
 			continue
 		}
 		cfg := roleCfg[role]
@@ -191,9 +220,13 @@ func checkOverlay(t *testing.T, ov overlay, objs []k8sObject, known map[string]b
 	if _, ok := rolePods["api"]; !ok {
 		t.Fatal("no Deployment runs the api role")
 	}
-	if _, ok := rolePods["worker"]; !ok {
-		t.Fatal("no Deployment runs the worker role")
+	if w, ok := rolePods["worker"]; !ok || w.kind != "WorkerDeployment" {
+		t.Fatal("no WorkerDeployment runs the worker role (temporal-worker-controller rolls its builds out)")
 	}
+	if r, ok := rolePods["release"]; !ok || r.kind != "CronJob" {
+		t.Fatal("no CronJob runs `release upgrade` (the old builds' idle entities would never move)")
+	}
+	checkController(t, ov, objs, ctl, roleCfg, roleEnv)
 
 	// The Service exposes the api's port and selects the api pods only.
 	svc := byName[*corev1.Service](t, objs, "artifactstate-api")
@@ -226,13 +259,18 @@ func checkOverlay(t *testing.T, ov overlay, objs []k8sObject, known map[string]b
 		}
 	}
 
-	// Autoscalers and disruption budgets.
-	deployments := map[string]*appsv1.Deployment{}
+	// Autoscalers and disruption budgets, each worker build's rendered from
+	// the WorkerResourceTemplates.
+	deployments := map[string]map[string]string{} // Deployment: its pods' labels
 	for _, d := range find[*appsv1.Deployment](objs) {
-		deployments[d.Name] = d
+		deployments[d.Name] = d.Spec.Template.Labels
 	}
+	for _, wd := range ctl.deployments {
+		deployments[versionedDeploymentName(wd, exampleBuildID)] = versionedPodLabels(wd, exampleBuildID)
+	}
+	withRendered := append(slices.Clone(objs), ctl.rendered...)
 	scaled := map[string]bool{}
-	for _, h := range find[*autoscalingv2.HorizontalPodAutoscaler](objs) {
+	for _, h := range find[*autoscalingv2.HorizontalPodAutoscaler](withRendered) {
 		ref := h.Spec.ScaleTargetRef
 		if _, ok := deployments[ref.Name]; !ok || ref.Kind != "Deployment" || ref.APIVersion != "apps/v1" {
 			t.Errorf("HPA %s scales %v, not one of the Deployments", h.Name, ref)
@@ -255,15 +293,15 @@ func checkOverlay(t *testing.T, ov overlay, objs []k8sObject, known map[string]b
 		}
 	}
 	covered := map[string]bool{}
-	for _, pdb := range find[*policyv1.PodDisruptionBudget](objs) {
+	for _, pdb := range find[*policyv1.PodDisruptionBudget](withRendered) {
 		if (pdb.Spec.MinAvailable == nil) == (pdb.Spec.MaxUnavailable == nil) {
 			t.Errorf("PDB %s: set exactly one of minAvailable and maxUnavailable", pdb.Name)
 		}
 		if pdb.Spec.MaxUnavailable != nil && pdb.Spec.MaxUnavailable.IntValue() < 1 && pdb.Spec.MaxUnavailable.Type == intstr.Int {
 			t.Errorf("PDB %s: maxUnavailable 0 blocks every drain", pdb.Name)
 		}
-		for name, d := range deployments {
-			if selects(pdb.Spec.Selector.MatchLabels, d.Spec.Template.Labels) {
+		for name, labels := range deployments {
+			if selects(pdb.Spec.Selector.MatchLabels, labels) {
 				covered[name] = true
 			}
 		}
@@ -315,6 +353,12 @@ func checkOverlay(t *testing.T, ov overlay, objs []k8sObject, known map[string]b
 		if !selects(pm.Spec.Selector.MatchLabels, w.labels) {
 			t.Errorf("PodMonitor %s does not select the worker pods", pm.Name)
 		}
+		// Every build's, the old ones' while they drain too.
+		for _, wd := range ctl.deployments {
+			if !selects(pm.Spec.Selector.MatchLabels, versionedPodLabels(wd, "another-build")) {
+				t.Errorf("PodMonitor %s selects one build's worker pods only", pm.Name)
+			}
+		}
 		for _, ep := range pm.Spec.PodMetricsEndpoints {
 			if ep.Port == nil || resolvePort(t, w.spec.Containers[0], intstr.FromString(*ep.Port)) != listenPort(t, "worker", roleCfg["worker"].Admin.ListenAddress) || ep.Path != "/metrics" {
 				t.Errorf("PodMonitor %s endpoint %v%s is not the worker's /metrics", pm.Name, ep.Port, ep.Path)
@@ -322,7 +366,7 @@ func checkOverlay(t *testing.T, ov overlay, objs []k8sObject, known map[string]b
 		}
 	}
 
-	checkNetworkPolicies(t, objs, rolePods["api"].labels, rolePods["worker"].labels, roleCfg["api"])
+	checkNetworkPolicies(t, objs, rolePods["api"].labels, rolePods["worker"].labels, roleCfg["api"], rolePods["release"].labels)
 }
 
 func checkHTTPProbe(t *testing.T, what string, c corev1.Container, p *corev1.Probe, wantPath string, wantPort int) {
@@ -340,8 +384,9 @@ func checkHTTPProbe(t *testing.T, what string, c corev1.Container, p *corev1.Pro
 }
 
 // checkNetworkPolicies: default deny, API ingress on its port, worker metrics
-// from the monitoring namespace, egress to DNS, Temporal and Cassandra.
-func checkNetworkPolicies(t *testing.T, objs []k8sObject, apiLabels, workerLabels map[string]string, cfg config.Config) {
+// from the monitoring namespace, egress to DNS, Temporal and Cassandra (for
+// the clients, such as the release CronJob, to DNS and Temporal).
+func checkNetworkPolicies(t *testing.T, objs []k8sObject, apiLabels, workerLabels map[string]string, cfg config.Config, clients ...map[string]string) {
 	t.Helper()
 	nps := find[*networkingv1.NetworkPolicy](objs)
 	denyAll := false
@@ -409,6 +454,13 @@ func checkNetworkPolicies(t *testing.T, objs []k8sObject, apiLabels, workerLabel
 		for _, port := range []int{53, temporalPort, 9042} {
 			if !allowsEgress(labels, port) {
 				t.Errorf("pods %v may not reach port %d (DNS, Temporal, Cassandra)", labels, port)
+			}
+		}
+	}
+	for _, labels := range clients {
+		for _, port := range []int{53, temporalPort} {
+			if !allowsEgress(labels, port) {
+				t.Errorf("pods %v may not reach port %d (DNS, Temporal)", labels, port)
 			}
 		}
 	}

@@ -7,8 +7,10 @@ package deploy_test
 // every shell variable is assigned or documented in the prose before it is
 // used, the Helm install of Temporal comes after Cassandra and
 // Elasticsearch are ready and after the Secrets its values read, and the app
-// comes after Temporal and its own Secrets. Helm keys the README names or
-// sets are checked against the chart's values layout.
+// comes after Temporal, temporal-worker-controller (its CRDs chart first) and
+// its own Secrets. Helm keys the README names or sets are checked against the
+// chart's values layout, and every command of the binary it runs through
+// `docker compose run` is parsed by the binary's own command line.
 
 import (
 	"bufio"
@@ -22,6 +24,7 @@ import (
 	"strings"
 	"testing"
 
+	composetypes "github.com/compose-spec/compose-go/v2/types"
 	"gopkg.in/yaml.v3"
 	corev1 "k8s.io/api/core/v1"
 	"mvdan.cc/sh/v3/syntax"
@@ -36,6 +39,8 @@ func TestDocsDeploying(t *testing.T) {
 		"docker compose up -d", "--scale worker=3", "kubectl apply -k deploy/k8s/overlays/local",
 		"kubectl apply -k deploy/k8s/overlays/production", "http://localhost:8082", "http://localhost:8080",
 		"http://localhost:3000", "http://localhost:9090", server, "`temporal` " + chartVersion,
+		"temporal-worker-controller " + controllerVersion, "`" + controllerRelease + "` " + controllerChart,
+		"`" + controllerCRDRelease + "` " + controllerCRDsChart, "release upgrade", "release promote",
 	} {
 		if !strings.Contains(doc, want) {
 			t.Errorf("README.md does not mention %q", want)
@@ -116,12 +121,15 @@ func walkthroughs(t *testing.T, blocks []readmeBlock) map[string][]readmeBlock {
 	local := under(blocks, "Local cluster, step by step (kind or Minikube)")
 	production := under(blocks, "Production")
 	scaling := under(blocks, "Scaling workers on Kubernetes")
-	if len(local) == 0 || len(production) == 0 || len(scaling) == 0 {
-		t.Fatalf("README.md: the Kubernetes walkthroughs moved: %d local, %d production, %d scaling blocks", len(local), len(production), len(scaling))
+	rollouts := under(blocks, "Worker rollouts: temporal-worker-controller")
+	if len(local) == 0 || len(production) == 0 || len(scaling) == 0 || len(rollouts) == 0 {
+		t.Fatalf("README.md: the Kubernetes walkthroughs moved: %d local, %d production, %d scaling, %d rollout blocks",
+			len(local), len(production), len(scaling), len(rollouts))
 	}
 	// Production starts with the local walkthrough's cluster and operator
-	// steps ("Do steps 1 and 2 of the local walkthrough").
-	prep := slices.IndexFunc(local, func(b readmeBlock) bool { return strings.Contains(b.text, "deploy/k8s/dependencies/") })
+	// steps ("Do steps 1 and 2 of the local walkthrough"), the steps before
+	// the one that applies the dependencies.
+	prep := slices.IndexFunc(local, func(b readmeBlock) bool { return strings.Contains(b.text, "kubectl apply -k deploy/k8s/dependencies/") })
 	if prep < 0 {
 		t.Fatal("README.md: the local walkthrough applies no deploy/k8s/dependencies")
 	}
@@ -136,7 +144,9 @@ func walkthroughs(t *testing.T, blocks []readmeBlock) map[string][]readmeBlock {
 		"compose":    under(blocks, "With Docker Compose"),
 		"local":      local,
 		"production": append(slices.Clone(local[:prep]), production...),
-		"scaling":    append(slices.Clone(local), scaling...),
+		// A worker rollout on the production cluster.
+		"rollouts": append(append(slices.Clone(local[:prep]), production...), rollouts...),
+		"scaling":  append(slices.Clone(local), scaling...),
 	}
 }
 
@@ -239,6 +249,7 @@ func replay(t *testing.T, steps []readmeBlock) []string {
 
 type replayer struct {
 	t        *testing.T
+	services map[string]composetypes.ServiceConfig // the compose services running the binary, once needed
 	c        *cluster
 	defined  map[string]bool // shell variables assigned so far
 	prose    string          // the README text read so far
@@ -287,6 +298,8 @@ func (r *replayer) call(cmd *syntax.CallExpr) {
 		r.kubectl(cmd.Pos(), args[1:])
 	case "helm":
 		r.helm(cmd.Pos(), args[1:])
+	case "docker":
+		r.docker(cmd.Pos(), args[1:])
 	}
 }
 
@@ -371,13 +384,15 @@ func first(vals map[string][]string, names ...string) string {
 	return ""
 }
 
-var kindAliases = map[string]string{"svc": "service", "deploy": "deployment", "hpa": "horizontalpodautoscaler", "ns": "namespace"}
+var kindAliases = map[string]string{"svc": "service", "deploy": "deployment", "hpa": "horizontalpodautoscaler", "ns": "namespace",
+	"wd": "workerdeployment", "wrt": "workerresourcetemplate", "cj": "cronjob"}
 
 // ourNamespaces are the namespaces whose objects the model knows in full.
 var ourNamespaces = []string{appNamespace, "cassandra", "temporal"}
 
 // trackedKinds are the kinds whose existence the model checks in our namespaces.
-var trackedKinds = []string{"cassandradatacenter", "elasticsearch", "job", "deployment", "horizontalpodautoscaler", "secret"}
+var trackedKinds = []string{"cassandradatacenter", "elasticsearch", "job", "deployment", "horizontalpodautoscaler", "secret",
+	"workerdeployment", "workerresourcetemplate", "cronjob", "connection"}
 
 func (r *replayer) needNamespace(pos syntax.Pos, ns, what string) {
 	if !r.c.namespaces[ns] {
@@ -502,7 +517,7 @@ func (r *replayer) applyObjects(pos syntax.Pos, what string, objs []k8sObject) {
 }
 
 func (r *replayer) applyKustomization(pos syntax.Pos, dir string) {
-	objs := kustomizeBuild(r.t, dir, "CassandraDatacenter", "Elasticsearch", "Certificate")
+	objs := kustomizeBuild(r.t, dir, append([]string{"CassandraDatacenter", "Elasticsearch"}, appForeign...)...)
 	// What the objects need before they can start.
 	for _, ov := range overlays {
 		if ov.dir != dir {
@@ -515,6 +530,9 @@ func (r *replayer) applyKustomization(pos syntax.Pos, dir string) {
 		}
 		if !r.c.releases["temporal"] {
 			r.errorf(pos, "kubectl apply -k %s before Temporal is installed (helm install temporal)", dir)
+		}
+		if slices.ContainsFunc(objs, func(o k8sObject) bool { return slices.Contains(controllerKinds, o.kind) }) && !r.c.releases[controllerRelease] {
+			r.errorf(pos, "kubectl apply -k %s before temporal-worker-controller is installed (its kinds and the webhooks)", dir)
 		}
 		for _, dc := range r.c.datacenters {
 			if !r.c.ready[dc] {
@@ -572,6 +590,10 @@ func (r *replayer) helm(pos syntax.Pos, args []string) {
 	}
 	r.c.namespaces[ns] = true
 	r.c.releases[release] = true
+	if release == controllerRelease || release == controllerCRDRelease {
+		r.controllerChart(pos, release, chart, ns, f)
+		return
+	}
 	if chart != "temporal" {
 		return
 	}
@@ -607,5 +629,68 @@ func (r *replayer) helm(pos syntax.Pos, args []string) {
 				r.errorf(pos, "helm install %s: datastores.%s.%s reads the Secret %s/%s, which does not exist yet", release, store, driver, ns, secret)
 			}
 		}
+	}
+}
+
+// controllerChart: temporal-worker-controller's two charts at the pinned
+// versions, the CRDs first, the controller after cert-manager and with its
+// values file, in the namespace that makes its Temporal identity.
+func (r *replayer) controllerChart(pos syntax.Pos, release, chart, ns string, f map[string][]string) {
+	want := map[string]string{controllerRelease: controllerChart, controllerCRDRelease: controllerCRDsChart}[release]
+	if v := first(f, "--version"); v != want {
+		r.errorf(pos, "helm install %s: chart version %q, want %s", release, v, want)
+	}
+	if !strings.HasSuffix(chart, "/"+release) {
+		r.errorf(pos, "helm install %s: chart %s, want the chart of that name", release, chart)
+	}
+	if ns != controllerNamespace {
+		r.errorf(pos, "helm install %s in namespace %s, want %s", release, ns, controllerNamespace)
+	}
+	if release != controllerRelease {
+		return
+	}
+	if !r.c.releases[controllerCRDRelease] {
+		r.errorf(pos, "helm install %s before %s: the chart's kinds come from the CRDs chart", release, controllerCRDRelease)
+	}
+	if !r.c.releases["cert-manager"] {
+		r.errorf(pos, "helm install %s before cert-manager: its webhooks' certificate comes from cert-manager", release)
+	}
+	if files := append(f["-f"], f["--values"]...); !slices.Contains(files, controllerValues) {
+		r.errorf(pos, "helm install %s without -f %s", release, controllerValues)
+	}
+}
+
+// composeRunValueFlags are the `docker compose run` options that take a value.
+var composeRunValueFlags = []string{"--name", "-e", "--env", "-u", "--user", "-w", "--workdir", "-l", "--label",
+	"-p", "--publish", "-v", "--volume", "--entrypoint", "--env-from-file", "--pull", "--cap-add", "--cap-drop"}
+
+// docker: `docker compose run [options] SERVICE COMMAND...` of an
+// artifactstate service runs the binary: its command line must parse.
+func (r *replayer) docker(pos syntax.Pos, args []string) {
+	if len(args) < 2 || args[0] != "compose" {
+		return
+	}
+	i := slices.Index(args, "run")
+	if i < 0 {
+		return
+	}
+	rest := args[i+1:]
+	for len(rest) > 0 && strings.HasPrefix(rest[0], "-") {
+		if slices.Contains(composeRunValueFlags, rest[0]) {
+			rest = rest[1:]
+		}
+		rest = rest[1:]
+	}
+	if len(rest) < 2 {
+		return
+	}
+	if r.services == nil {
+		r.services = ourServices(r.t, loadCompose(r.t))
+	}
+	if _, ours := r.services[rest[0]]; !ours {
+		return
+	}
+	if _, err := parseCommand(rest[1:]); err != nil {
+		r.errorf(pos, "docker compose run %s %s: not a command line of the binary: %v", rest[0], strings.Join(rest[1:], " "), err)
 	}
 }

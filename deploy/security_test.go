@@ -45,7 +45,7 @@ func checkSecretFiles(t *testing.T, where string, spec corev1.PodSpec, env map[s
 // TestProductionOverlayIsSecure: the production overlay turns on what the
 // README's Security section promises.
 func TestProductionOverlayIsSecure(t *testing.T) {
-	objs := kustomizeBuild(t, "deploy/k8s/overlays/production", "Certificate")
+	objs := kustomizeBuild(t, "deploy/k8s/overlays/production", appForeign...)
 	var cm *corev1.ConfigMap
 	for _, c := range find[*corev1.ConfigMap](objs) {
 		if c.Name == "artifactstate-config" || strings.HasPrefix(c.Name, "artifactstate-config-") {
