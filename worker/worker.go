@@ -17,6 +17,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/artifactstate/artifactstate/activities"
+	"github.com/artifactstate/artifactstate/internal/buildid"
 	"github.com/artifactstate/artifactstate/internal/config"
 	"github.com/artifactstate/artifactstate/internal/metrics"
 	"github.com/artifactstate/artifactstate/internal/projection"
@@ -88,6 +89,9 @@ func New(c client.Client, s Settings, p *activities.Projection) *Worker {
 	sdkworker.SetStickyWorkflowCacheSize(s.Worker.StickyCacheSize)
 	opts := WorkflowOptions(s)
 	opts.Project = p != nil
+	if s.Worker.Versioning.BuildID == "" {
+		s.Worker.Versioning.BuildID = buildid.Of("") // the roles set it; this is for code that builds a worker itself
+	}
 	deployment := deploymentOptions(s.Worker.Versioning)
 	if deployment.UseVersioning {
 		// Pinned runs never change build: they record their history version
@@ -169,6 +173,22 @@ func (w *Worker) Start() error {
 	return nil
 }
 
+// Promote makes the worker's build the deployment's current version as
+// worker.versioning.promote says, once its pollers registered the version
+// (the server refuses a version no worker polled); it reports whether it
+// did. An unversioned worker promotes nothing.
+func (w *Worker) Promote(ctx context.Context, c client.Client, logger *slog.Logger) (bool, error) {
+	v := w.versioning
+	if !v.Enabled {
+		return false, nil
+	}
+	promoted, err := release.New(c, v.DeploymentName, logger).Promote(ctx, v.BuildID, v.Promote)
+	if err != nil {
+		return false, fmt.Errorf("worker.versioning.promote=%s: %w", v.Promote, err)
+	}
+	return promoted, nil
+}
+
 // Stop stops polling and waits for running activities (worker.stopTimeout).
 func (w *Worker) Stop() {
 	if w.projection != nil {
@@ -199,15 +219,10 @@ var Module = fx.Module("worker",
 				logger.Info("Worker polling", "taskQueue", cfg.TaskQueue, "namespace", cfg.Namespace,
 					"temporal", cfg.Address, "projection", w.projection != nil,
 					"versioned", v.Enabled, "deployment", v.DeploymentName, "buildId", v.BuildID)
-				if !v.Enabled {
-					return nil
-				}
-				// Promote once the pollers have registered the version: the
-				// server refuses a version no worker polled.
-				promoted, err := release.New(c, v.DeploymentName, logger).Promote(ctx, v.BuildID, v.Promote)
+				promoted, err := w.Promote(ctx, c, logger)
 				if err != nil {
 					w.Stop()
-					return fmt.Errorf("worker.versioning.promote=%s: %w", v.Promote, err)
+					return err
 				}
 				if promoted {
 					logger.Info("This build is now the deployment's current version", "deployment", v.DeploymentName, "buildId", v.BuildID)

@@ -5,13 +5,12 @@
 package cli
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/artifactstate/artifactstate/internal/buildid"
 )
 
 // Set at build time by the Makefile (-ldflags -X .../internal/cli.version=...).
@@ -28,25 +27,5 @@ func Main(extra ...*cobra.Command) {
 	}
 }
 
-// BuildID names this binary's build for Worker Versioning: the commit it was
-// built from, or, for a build without one (go build, go test), a digest of
-// the executable, so that two different builds never share a build ID.
-func BuildID() string {
-	if commit != "unknown" && commit != "" {
-		return commit
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		return "unknown"
-	}
-	f, err := os.Open(exe)
-	if err != nil {
-		return "unknown"
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "unknown"
-	}
-	return "exe-" + hex.EncodeToString(h.Sum(nil))[:12]
-}
+// BuildID names this binary's build for Worker Versioning (buildid.Of).
+func BuildID() string { return buildid.Of(commit) }

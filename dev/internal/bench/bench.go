@@ -121,6 +121,9 @@ func start(ctx context.Context, o Options) (*env, error) {
 	if err := e.worker.Start(); err != nil {
 		return nil, errors.Join(err, e.stop())
 	}
+	if _, err := e.worker.Promote(ctx, e.client, o.Logger); err != nil { // versioned, as production
+		return nil, errors.Join(err, e.stop())
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, errors.Join(err, e.stop())

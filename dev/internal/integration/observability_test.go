@@ -55,6 +55,7 @@ func startObservedStack(t *testing.T) *observedStack {
 	w := worker.New(workerClient, worker.SettingsOf(cfg), activities.NewProjection(&flakyReadModel{ReadModel: store, failures: 1}, o.workerMetrics))
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
+	testenv.Promote(t, w, workerClient)
 	o.workerOps = httptest.NewServer(ops.Handler(ops.Deps{Metrics: o.workerMetrics, Ready: func(context.Context) error { return nil }, Logger: testenv.Logger()}))
 	t.Cleanup(o.workerOps.Close)
 

@@ -12,13 +12,15 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/artifactstate/artifactstate/dev/internal/testenv"
+	"github.com/artifactstate/artifactstate/internal/buildid"
 	"github.com/artifactstate/artifactstate/internal/config"
+	"github.com/artifactstate/artifactstate/internal/release"
 	"github.com/artifactstate/artifactstate/internal/searchattr"
 	"github.com/artifactstate/artifactstate/workflows"
 )
 
-// Operators find a user's entities, and the entities on a given code
-// version, with a visibility query (`temporal workflow list --query`, the
+// Operators find a user's entities, and the entities a given build runs,
+// with a visibility query (`temporal workflow list --query`, the
 // Web UI); with temporal.searchAttributes off no user ID reaches visibility.
 func TestEntitiesAreListedByUserAndCodeVersion(t *testing.T) {
 	t.Parallel()
@@ -47,19 +49,25 @@ func TestEntitiesAreListedByUserAndCodeVersion(t *testing.T) {
 		if want := []string{"artifactstate/1/listed%20user", "artifactstate/2/listed%20user"}; !slices.Equal(ids, want) {
 			return fmt.Errorf("listed %v, want %v", ids, want)
 		}
-		ids, err = list(ctx, fmt.Sprintf(`ArtifactStateHistoryVersion = %d AND ArtifactStateArtifactId = 1`, workflows.HistoryVersion))
+		// The build that runs them (Worker Versioning's attribute).
+		ids, err = list(ctx, fmt.Sprintf(`TemporalWorkerDeploymentVersion = '%s' AND ArtifactStateArtifactId = 1`,
+			release.VersionString("artifactstate", buildid.Of(""))))
 		if err != nil {
 			return err
 		}
 		if len(ids) != 2 {
-			return fmt.Errorf("entities of artifact 1 on history version %d: %v", workflows.HistoryVersion, ids)
+			return fmt.Errorf("entities of artifact 1 on this build: %v", ids)
 		}
 		return nil
 	})
+	// The history version is no longer stamped (history version 5 on).
+	d, err := s.client.DescribeWorkflowExecution(context.Background(), "artifactstate/1/listed%20user", "")
+	require.NoError(t, err)
+	require.NotContains(t, d.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields(), workflows.SearchAttributeHistoryVersion.GetName())
 
 	off := startStack(t, func(c *config.Config) { c.Temporal.SearchAttributes = false })
 	require.Equal(t, `{"success":true}`, off.post(t, "/artifactState/setArtifactReadByUser", pairBody(1, "private")).body)
-	d, err := off.client.DescribeWorkflowExecution(context.Background(), "artifactstate/1/private", "")
+	d, err = off.client.DescribeWorkflowExecution(context.Background(), "artifactstate/1/private", "")
 	require.NoError(t, err)
 	require.NotContains(t, d.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields(), workflows.SearchAttributeUserID.GetName())
 }

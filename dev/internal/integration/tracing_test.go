@@ -47,6 +47,7 @@ func TestTraceFollowsAWriteIntoTheWorkflowAndActivity(t *testing.T) {
 	w := worker.New(c, worker.SettingsOf(cfg), activities.NewProjection(discardWriter{}, nil))
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
+	testenv.Promote(t, w, c)
 	api := httptest.NewServer(server.NewHandler(cfg.API, server.Deps{
 		Pairs: testenv.Pairs(c, cfg, nil), Tracing: true, Logger: testenv.Logger()}))
 	t.Cleanup(api.Close)

@@ -162,7 +162,20 @@ func StartWorker(t testing.TB, c client.Client, cfg config.Config, projection *a
 		t.Fatal(err)
 	}
 	t.Cleanup(w.Stop)
+	Promote(t, w, c)
 	return w
+}
+
+// Promote makes a started worker's build current as the worker role does
+// (versioned by default, worker.versioning.promote ifNoCurrent), for tests
+// that build their worker themselves.
+func Promote(t testing.TB, w *worker.Worker, c client.Client) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := w.Promote(ctx, c, Logger()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // StartAPI serves the API handler on a free port (store nil: no read
