@@ -96,11 +96,11 @@ Scenarios:
   fanout    publish an artifact to N followers: for each of --artifacts artifacts (default 1),
             POST /v1/artifacts/{id}/fanout setArtifactAddedToUserFeed for --followers new users
             (default 10000) in calls of --batch users (default 1000), --concurrency calls at once
-            (default 4), each with an Idempotency-Key. Shows a progress bar; reports pairs/s, the
-            calls' latency, each pair's share of its call's latency, and failed items by reason;
-            fails on any failed item or call. The verification then reads every follower's pair,
-            which must be in the feed. --request-timeout defaults to 70s (the service's
-            api.fanoutTimeout is 60s).
+            (default 1: the service runs 32 items of a call at once), each with an
+            Idempotency-Key. Shows a progress bar; reports pairs/s, the calls' latency, each
+            pair's share of its call's latency, and failed items by reason; fails on any failed
+            item or call. The verification then reads every follower's pair, which must be in
+            the feed. --request-timeout defaults to 70s (the service's api.fanoutTimeout is 60s).
 
 closed and open draw calls by --mix (relative weights): write = one of the three commands,
 strong = getAllStates (GET and POST alternately), eventual = GET
@@ -123,7 +123,7 @@ API answers for the same failure (503 for UNAVAILABLE, 504 for DEADLINE_EXCEEDED
   artifactstate loadtest --scenario open --rate 500 --duration 1m --max-in-flight 200
   artifactstate loadtest --scenario newpairs --pairs 200 --concurrency 32
   artifactstate loadtest --scenario hotpair --readers 16 --writers 4 --duration 30s --out /tmp/hot
-  artifactstate loadtest --scenario fanout --followers 10000 --batch 1000 --artifacts 3 --concurrency 4
+  artifactstate loadtest --scenario fanout --followers 10000 --batch 1000 --artifacts 3 --concurrency 2
   artifactstate loadtest --protocol grpc --target localhost:8083 --scenario closed --duration 1m`,
 		Args: cobra.NoArgs,
 	}
@@ -137,7 +137,7 @@ API answers for the same failure (503 for UNAVAILABLE, 504 for DEADLINE_EXCEEDED
 	f.DurationVar(&o.ramp, "ramp", 5*time.Minute, "gatling: start the users evenly over this long")
 	f.IntVar(&o.artifacts, "artifacts", loadtest.DefaultArtifacts, "artifact IDs are drawn from [0, N); fanout: artifacts to publish (default 1)")
 	f.StringVar(&o.namesFile, "names", "", "file of user IDs, one a line or the first column of a CSV (default: 363 common surnames)")
-	f.IntVar(&o.concurrency, "concurrency", 16, "closed: workers calling back to back; newpairs: clients (default 32); fanout: calls at once (default 4)")
+	f.IntVar(&o.concurrency, "concurrency", 16, "closed: workers calling back to back; newpairs: clients (default 32); fanout: calls at once (default 1)")
 	f.IntVar(&o.followers, "followers", loadtest.DefaultFollowers, "fanout: followers (new users) to publish each artifact to")
 	f.IntVar(&o.batch, "batch", loadtest.DefaultFanOutBatch, "fanout: users per fan-out call (at most the service's api.maxFanoutUsers)")
 	f.DurationVar(&o.duration, "duration", time.Minute, "closed, open, hotpair (default 30s): how long to generate load")

@@ -106,12 +106,19 @@ func (f *failingEntities) Apply(ctx context.Context, k entityid.Key, cmd entitie
 	return f.Entities.Apply(ctx, k, cmd)
 }
 
+// startFanOut serves e with fan-outs of at most 3 users, 2 at a time,
+// within timeout.
+func startFanOut(t *testing.T, e pairs.Entities, timeout time.Duration) pb.ArtifactStateServiceClient {
+	t.Helper()
+	return start(t, e, func(d *Deps) {
+		d.Pairs = pairs.New(e, nil, 5*time.Second, pairs.WithFanOut(pairs.FanOutLimits{MaxUsers: 3, Concurrency: 2, Timeout: timeout}))
+	}).client
+}
+
 func TestFanOutBadInput(t *testing.T) {
 	t.Parallel()
 	e := entitiestest.New()
-	c := start(t, e, func(d *Deps) {
-		d.Pairs = pairs.New(e, nil, 5*time.Second, pairs.WithFanOut(pairs.FanOutLimits{MaxUsers: 3, Concurrency: 2, Timeout: time.Minute}))
-	}).client
+	c := startFanOut(t, e, time.Minute)
 	ctx := ctxT(t)
 	for _, tc := range []struct {
 		req   *pb.FanOutRequest
@@ -162,9 +169,7 @@ func TestFanOutAuthorizesEveryPair(t *testing.T) {
 func TestFanOutWithNothingAttempted(t *testing.T) {
 	t.Parallel()
 	e := entitiestest.New()
-	c := start(t, e, func(d *Deps) {
-		d.Pairs = pairs.New(e, nil, 5*time.Second, pairs.WithFanOut(pairs.FanOutLimits{MaxUsers: 3, Concurrency: 2, Timeout: time.Nanosecond}))
-	}).client
+	c := startFanOut(t, e, time.Nanosecond)
 	_, err := c.FanOut(ctxT(t), &pb.FanOutRequest{ArtifactId: 1, Kind: addKind, UserIds: []string{"Mike"}})
 	st := requireStatus(t, err, codes.DeadlineExceeded, "TEMPORAL_TIMEOUT")
 	require.Contains(t, st.Message(), "it was not applied")

@@ -17,11 +17,12 @@ import (
 )
 
 // The fan-out scenario's defaults: publish one artifact to 10,000
-// followers in calls of 1000 users, 4 calls at once.
+// followers in calls of 1000 users, one call at a time (the service runs
+// each call's items api.fanoutConcurrency at a time).
 const (
 	DefaultFollowers         = 10000
 	DefaultFanOutBatch       = 1000
-	DefaultFanOutConcurrency = 4
+	DefaultFanOutConcurrency = 1
 	DefaultFanOutArtifacts   = 1
 )
 

@@ -4,19 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -73,21 +68,13 @@ func postFanOut(t *testing.T, url string, artifactID int64, kind string, users [
 	t.Helper()
 	body, err := json.Marshal(map[string]any{"kind": kind, "userIds": users})
 	require.NoError(t, err)
-	req, err := http.NewRequest(http.MethodPost, fmt.Sprintf("%s/v1/artifacts/%d/fanout", url, artifactID), strings.NewReader(string(body)))
-	require.NoError(t, err)
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
+	r, err := tryWith(http.MethodPost, fmt.Sprintf("%s/v1/artifacts/%d/fanout", url, artifactID), string(body), header)
 	require.NoError(t, err)
 	var out httpFanOut
-	if resp.StatusCode == http.StatusOK {
-		require.NoError(t, json.Unmarshal(raw, &out))
+	if r.status == http.StatusOK {
+		require.NoError(t, json.Unmarshal([]byte(r.body), &out))
 	}
-	return response{status: resp.StatusCode, header: resp.Header, body: string(raw)}, out
+	return r, out
 }
 
 func fanOutOverHTTP(t *testing.T, s *stack, followers []string) {
@@ -233,22 +220,10 @@ func fanOutWithAuth(t *testing.T, s *stack) {
 	require.Equal(t, http.StatusOK, r.status, r.body)
 	require.Equal(t, 2, ok.Applied)
 
-	srv, err := grpcapi.New(grpcapi.Options{RequestTimeout: s.cfg.API.RequestTimeout, RetryAfter: s.cfg.API.RetryAfter},
-		grpcapi.Deps{Pairs: pairs, Authorize: a.Rules().AuthorizeContext, UnaryInterceptors: []grpc.UnaryServerInterceptor{grpcapi.UnaryAuthenticator(a)},
-			Logger: slog.New(slog.DiscardHandler)})
-	require.NoError(t, err)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Stop(ctx)
-	})
-	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(t, err)
-	t.Cleanup(func() { conn.Close() })
-	c := pb.NewArtifactStateServiceClient(conn)
+	c := startGRPCWith(t, s, func(d *grpcapi.Deps) {
+		d.Pairs, d.Authorize = pairs, a.Rules().AuthorizeContext
+		d.UnaryInterceptors = []grpc.UnaryServerInterceptor{grpcapi.UnaryAuthenticator(a)}
+	}).client
 	as := func(h map[string]string) context.Context {
 		return metadata.AppendToOutgoingContext(callCtx(t), "authorization", h["Authorization"])
 	}
