@@ -102,6 +102,7 @@ func (s *Server) routeV1(r gin.IRouter) {
 	g.GET("/feed", s.feed)
 	g.GET("/read", s.readList)
 	r.POST("/v1/batch-get", s.batchGet)
+	r.POST("/v1/artifacts/:artifactId/fanout", s.fanOut)
 }
 
 // pathKey reads the pair of /v1/users/{userId}/artifacts/{artifactId}.

@@ -106,6 +106,11 @@ var rules = []rule{
 	{match: is(entities.ErrIdempotencyKeyReused), outcome: apiwire.IdempotencyKeyReused,
 		field:   func(d Dialect) string { return d.IdempotencyKey },
 		message: func(cl Classifier, _ call) string { return cl.Dialect.KeyReused }},
+	// A fan-out's item never started: certainly not applied.
+	{match: is(pairs.ErrNotAttempted), outcome: apiwire.TemporalTimeout,
+		message: func(cl Classifier, _ call) string {
+			return pairs.ErrNotAttempted.Error() + ": retry it (with the same " + cl.Dialect.IdempotencyKey + ")"
+		}},
 	{match: is(pairs.ErrReadModelNotConfigured), outcome: apiwire.ReadModelNotConfigured,
 		message: says(pairs.ErrReadModelNotConfigured.Error())},
 	{match: is(readmodel.ErrBadPageToken), outcome: apiwire.InvalidArgument,

@@ -48,6 +48,8 @@ func TestEveryErrorKindHasItsOutcome(t *testing.T) {
 			outcome: apiwire.IdempotencyKeyReused, message: "key reused", field: "key"},
 		{name: "a version mismatch", err: onPair(&entities.VersionMismatchError{Current: workflows.State{Version: 3}}), write: true,
 			outcome: apiwire.VersionMismatch, message: "ifVersion: the pair is at version 3; nothing was applied"},
+		{name: "a fan-out item never started", err: onPair(pairs.ErrNotAttempted), write: true, outcome: apiwire.TemporalTimeout,
+			message: pairs.ErrNotAttempted.Error() + ": retry it (with the same key)"},
 		{name: "no read model", err: pairs.ErrReadModelNotConfigured, outcome: apiwire.ReadModelNotConfigured,
 			message: pairs.ErrReadModelNotConfigured.Error()},
 		{name: "a page token not ours", err: readmodel.ErrBadPageToken, outcome: apiwire.InvalidArgument,

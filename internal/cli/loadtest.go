@@ -32,6 +32,7 @@ type loadtestFlags struct {
 	mix, out                              string
 	users, artifacts, pairs, concurrency  int
 	maxInFlight, readers, writers         int
+	followers, batch                      int
 	ramp, duration, requestTimeout        time.Duration
 	convergeTimeout, progress, linTimeout time.Duration
 	rate                                  float64
@@ -39,15 +40,19 @@ type loadtestFlags struct {
 	noVerify, assumeFresh                 bool
 }
 
-var loadtestScenarios = []string{"gatling", "closed", "open", "newpairs", "hotpair"}
+var loadtestScenarios = []string{"gatling", "closed", "open", "newpairs", "hotpair", "fanout"}
+
+// fanoutRequestTimeout is the fan-out scenario's default bound on each
+// call: the service's default api.fanoutTimeout (60s) and some.
+const fanoutRequestTimeout = 70 * time.Second
 
 // Which scenario each scenario-specific flag belongs to.
 var loadtestFlagScenarios = map[string][]string{
 	"ramp":                    {"gatling"},
 	"users":                   {"gatling", "closed", "open"},
-	"artifacts":               {"gatling", "closed", "open"},
+	"artifacts":               {"gatling", "closed", "open", "fanout"},
 	"pairs":                   {"closed", "open", "newpairs"},
-	"concurrency":             {"closed", "newpairs"},
+	"concurrency":             {"closed", "newpairs", "fanout"},
 	"duration":                {"closed", "open", "hotpair"},
 	"mix":                     {"closed", "open"},
 	"rate":                    {"open"},
@@ -55,6 +60,8 @@ var loadtestFlagScenarios = map[string][]string{
 	"readers":                 {"hotpair"},
 	"writers":                 {"hotpair"},
 	"linearizability-timeout": {"hotpair"},
+	"followers":               {"fanout"},
+	"batch":                   {"fanout"},
 }
 
 func newLoadtestCommand() *cobra.Command {
@@ -86,6 +93,14 @@ Scenarios:
             Fails on any error (no call may answer other than 200) or if the history of every
             call's invocation, response and answer is not linearizable (porcupine; the
             visualization of a failure goes to --out/linearizability.html).
+  fanout    publish an artifact to N followers: for each of --artifacts artifacts (default 1),
+            POST /v1/artifacts/{id}/fanout setArtifactAddedToUserFeed for --followers new users
+            (default 10000) in calls of --batch users (default 1000), --concurrency calls at once
+            (default 1: the service runs 32 items of a call at once), each with an
+            Idempotency-Key. Shows a progress bar; reports pairs/s, the calls' latency, each
+            pair's share of its call's latency, and failed items by reason; fails on any failed
+            item or call. The verification then reads every follower's pair, which must be in
+            the feed. --request-timeout defaults to 70s (the service's api.fanoutTimeout is 60s).
 
 closed and open draw calls by --mix (relative weights): write = one of the three commands,
 strong = getAllStates (GET and POST alternately), eventual = GET
@@ -101,13 +116,14 @@ checks that flags never set are false (as --assume-fresh).
 
 --protocol grpc drives the gRPC API instead (--target host:port, default localhost:8083): the
 same scenarios and verification through its original calls (SetArtifactReadByUser, ...,
-GetAllStates) and GetPair for eventual reads; failures are reported by the HTTP status the REST
+GetAllStates), GetPair for eventual reads and FanOut; failures are reported by the HTTP status the REST
 API answers for the same failure (503 for UNAVAILABLE, 504 for DEADLINE_EXCEEDED, ...).`,
 		Example: `  artifactstate loadtest --users 200 --ramp 1m --out /tmp/lt
   artifactstate loadtest --scenario closed --concurrency 32 --duration 2m --mix write=50,strong=50
   artifactstate loadtest --scenario open --rate 500 --duration 1m --max-in-flight 200
   artifactstate loadtest --scenario newpairs --pairs 200 --concurrency 32
   artifactstate loadtest --scenario hotpair --readers 16 --writers 4 --duration 30s --out /tmp/hot
+  artifactstate loadtest --scenario fanout --followers 10000 --batch 1000 --artifacts 3 --concurrency 2
   artifactstate loadtest --protocol grpc --target localhost:8083 --scenario closed --duration 1m`,
 		Args: cobra.NoArgs,
 	}
@@ -119,9 +135,11 @@ API answers for the same failure (503 for UNAVAILABLE, 504 for DEADLINE_EXCEEDED
 	f.IntVar(&o.users, "users", 0, "gatling: virtual users (default 1000); closed, open: distinct user IDs, taken from the names (default: all of them)")
 	f.IntVar(&o.pairs, "pairs", 0, "newpairs: new pairs to write and read back (default 200); closed, open: draw from this many pairs instead of users x artifacts")
 	f.DurationVar(&o.ramp, "ramp", 5*time.Minute, "gatling: start the users evenly over this long")
-	f.IntVar(&o.artifacts, "artifacts", loadtest.DefaultArtifacts, "artifact IDs are drawn from [0, N)")
+	f.IntVar(&o.artifacts, "artifacts", loadtest.DefaultArtifacts, "artifact IDs are drawn from [0, N); fanout: artifacts to publish (default 1)")
 	f.StringVar(&o.namesFile, "names", "", "file of user IDs, one a line or the first column of a CSV (default: 363 common surnames)")
-	f.IntVar(&o.concurrency, "concurrency", 16, "closed: workers calling back to back; newpairs: clients (default 32)")
+	f.IntVar(&o.concurrency, "concurrency", 16, "closed: workers calling back to back; newpairs: clients (default 32); fanout: calls at once (default 1)")
+	f.IntVar(&o.followers, "followers", loadtest.DefaultFollowers, "fanout: followers (new users) to publish each artifact to")
+	f.IntVar(&o.batch, "batch", loadtest.DefaultFanOutBatch, "fanout: users per fan-out call (at most the service's api.maxFanoutUsers)")
 	f.DurationVar(&o.duration, "duration", time.Minute, "closed, open, hotpair (default 30s): how long to generate load")
 	f.IntVar(&o.readers, "readers", loadtest.DefaultHotPairReaders, "hotpair: clients reading the pair")
 	f.IntVar(&o.writers, "writers", loadtest.DefaultHotPairWriters, "hotpair: clients writing the pair")
@@ -129,7 +147,7 @@ API answers for the same failure (503 for UNAVAILABLE, 504 for DEADLINE_EXCEEDED
 	f.Float64Var(&o.rate, "rate", 200, "open: calls started per second")
 	f.IntVar(&o.maxInFlight, "max-in-flight", 1000, "open: arrivals finding this many calls in flight are dropped (and counted)")
 	f.StringVar(&o.mix, "mix", loadtest.DefaultMix.String(), "closed, open: relative weights of write, strong and eventual calls")
-	f.DurationVar(&o.requestTimeout, "request-timeout", 10*time.Second, "bound on each request")
+	f.DurationVar(&o.requestTimeout, "request-timeout", 10*time.Second, "bound on each request (fanout: 70s)")
 	f.StringVar(&o.out, "out", "", "directory to write report.json, report.txt and report.html to")
 	f.Uint64Var(&o.seed, "seed", 0, "random seed (0: a random one, shown in the report)")
 	f.BoolVar(&o.noVerify, "no-verify", false, "skip the verification of the final state")
@@ -197,6 +215,23 @@ func (o loadtestFlags) validate(cmd *cobra.Command) (*loadtestPlan, error) {
 	}
 	if o.scenario == "hotpair" && !changed("duration") {
 		p.duration = loadtest.DefaultHotPairDuration
+	}
+	if o.scenario == "fanout" {
+		if !changed("concurrency") {
+			p.concurrency = loadtest.DefaultFanOutConcurrency
+		}
+		if !changed("artifacts") {
+			p.artifacts = loadtest.DefaultFanOutArtifacts
+		}
+		if !changed("request-timeout") {
+			p.requestTimeout = fanoutRequestTimeout
+		}
+	}
+	if o.followers < 1 {
+		bad("--followers: must be at least 1, got %d", o.followers)
+	}
+	if o.batch < 1 {
+		bad("--batch: must be at least 1, got %d", o.batch)
 	}
 	if o.pairs < 0 || (changed("pairs") && o.pairs == 0) {
 		bad("--pairs: must be at least 1, got %d", o.pairs)
@@ -291,6 +326,11 @@ func (o loadtestFlags) validate(cmd *cobra.Command) (*loadtestPlan, error) {
 		p.params["readers"] = strconv.Itoa(p.readers)
 		p.params["writers"] = strconv.Itoa(p.writers)
 		p.params["duration"] = p.duration.String()
+	case "fanout":
+		p.params["followers"] = strconv.Itoa(p.followers)
+		p.params["batch"] = strconv.Itoa(p.batch)
+		p.params["artifacts"] = strconv.Itoa(p.artifacts)
+		p.params["concurrency"] = strconv.Itoa(p.concurrency)
 	}
 	switch p.scenario {
 	case "gatling":
@@ -330,7 +370,7 @@ func runLoadtest(ctx context.Context, p *loadtestPlan, stdout, stderr io.Writer)
 	switch p.scenario {
 	case "gatling":
 		conns = max(conns, p.users)
-	case "closed", "newpairs":
+	case "closed", "newpairs", "fanout":
 		conns = max(conns, p.concurrency)
 	case "open":
 		conns = max(conns, p.maxInFlight)
@@ -431,6 +471,9 @@ func runLoadtest(ctx context.Context, p *loadtestPlan, stdout, stderr io.Writer)
 		if rep, loadEnded, err = runHotPair(loadCtx, p, client, runner, stderr); err != nil {
 			return err
 		}
+	case "fanout":
+		fresh = true
+		rep = runFanOut(loadCtx, p, client, runner, stderr)
 	}
 	if loadEnded.IsZero() {
 		loadEnded = time.Now()
@@ -483,6 +526,29 @@ func runHotPair(ctx context.Context, p *loadtestPlan, client *loadtest.Client, r
 	fmt.Fprintf(stderr, "checked in %.1fs\n", time.Since(started).Seconds())
 	rep.Linearizability = lin
 	return rep, ended, nil
+}
+
+// runFanOut runs the fan-out scenario on new followers (tagged with the
+// seed), its progress a bar of the pairs answered.
+func runFanOut(ctx context.Context, p *loadtestPlan, client *loadtest.Client, runner *loadtest.Runner, stderr io.Writer) *loadtest.Report {
+	tag := loadtest.RunTag(p.seed)
+	s := &loadtest.FanOut{Client: client, Followers: loadtest.FollowerIDs(p.names, tag, p.followers), Batch: p.batch,
+		Artifacts: make([]int64, p.artifacts), KeyPrefix: "loadtest-" + tag}
+	for i := range s.Artifacts {
+		s.Artifacts[i] = int64(i)
+	}
+	p.params["first-follower"] = s.Followers[0]
+	if runner.Progress != nil {
+		runner.Progress = func(pr loadtest.Progress) {
+			done := s.PairsAnswered()
+			fmt.Fprintf(stderr, "%6.0fs %s %d/%d pairs (%.0f/s)  %d calls in flight  %d calls failed\n",
+				pr.Elapsed.Seconds(), loadtest.ProgressBar(done, s.Pairs(), 30), done, s.Pairs(),
+				float64(done)/pr.Elapsed.Seconds(), pr.InFlight, pr.Errors)
+		}
+	}
+	fmt.Fprintf(stderr, "publishing %d artifacts to %d followers each: %d calls of up to %d users, %d at once\n",
+		p.artifacts, p.followers, s.Calls(), p.batch, p.concurrency)
+	return s.Run(ctx, runner, p.concurrency)
 }
 
 // checkHealth fails unless the API answers /healthz, so that a wrong

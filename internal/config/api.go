@@ -27,7 +27,29 @@ type API struct {
 	// in this process; past it requests get 503 at once instead of queueing
 	// until they time out. 0: no bound.
 	MaxInFlightTemporalCalls int `yaml:"maxInFlightTemporalCalls" env:"MAX_IN_FLIGHT_TEMPORAL_CALLS"`
+	// The fan-out call (one command on one artifact for many users): at
+	// most MaxFanoutUsers users per call, FanoutConcurrency of its items
+	// in flight at once, the whole call bounded by FanoutTimeout (each item
+	// still by RequestTimeout), its HTTP body by MaxFanoutBodyBytes.
+	MaxFanoutUsers     int           `yaml:"maxFanoutUsers" env:"MAX_FANOUT_USERS"`
+	FanoutConcurrency  int           `yaml:"fanoutConcurrency" env:"FANOUT_CONCURRENCY"`
+	FanoutTimeout      time.Duration `yaml:"fanoutTimeout" env:"FANOUT_TIMEOUT"`
+	MaxFanoutBodyBytes int64         `yaml:"maxFanoutBodyBytes" env:"MAX_FANOUT_BODY_BYTES"`
 }
+
+// Bounds of the fan-out settings.
+const (
+	// MaxFanoutUsersLimit caps api.maxFanoutUsers: a call of that many
+	// longest user IDs, and its answer, stay well within gRPC's default
+	// message size (4 MiB).
+	MaxFanoutUsersLimit = 10000
+	// fanoutUserIDRoom is the body room one user ID of the longest kind
+	// takes in a fan-out request written without escapes: 256 bytes
+	// (entityid.MaxUserIDBytes), its quotes and a comma.
+	fanoutUserIDRoom = 256 + 3
+	// fanoutBodyOverhead is the room of the rest of a fan-out request.
+	fanoutBodyOverhead = 256
+)
 
 // ServerTLS makes a listener serve TLS. The files are re-read when they
 // change, so a rotated certificate is served without a restart.
@@ -63,6 +85,12 @@ func defaultAPI() API {
 		IdleTimeout:              2 * time.Minute,
 		MaxHeaderBytes:           32 << 10,
 		MaxInFlightTemporalCalls: 1000,
+		MaxFanoutUsers:           1000,
+		FanoutConcurrency:        32,
+		FanoutTimeout:            time.Minute,
+		// Room for 1000 user IDs of 256 bytes even when a JSON encoder
+		// escapes every byte (\u003c is 6 bytes for "<").
+		MaxFanoutBodyBytes: 2 << 20,
 	}
 }
 
@@ -90,6 +118,7 @@ func (a API) check(p *Problems) {
 	if a.MaxInFlightTemporalCalls < 0 {
 		p.Add("api.maxInFlightTemporalCalls", "must be 0 (no bound) or positive, got %d", a.MaxInFlightTemporalCalls)
 	}
+	a.checkFanout(p)
 	for _, b := range []struct {
 		key   string
 		rate  float64
@@ -104,6 +133,26 @@ func (a API) check(p *Problems) {
 		if b.rate > 0 && b.burst < 1 {
 			p.Add(b.key+"Burst", "must be at least 1 when %s is set, got %d", b.key, b.burst)
 		}
+	}
+}
+
+// checkFanout checks the fan-out's keys: a user count the body limit has
+// room for, a concurrency that one call cannot use up the process's
+// Temporal calls with, and a deadline.
+func (a API) checkFanout(p *Problems) {
+	if a.MaxFanoutUsers < 1 || a.MaxFanoutUsers > MaxFanoutUsersLimit {
+		p.Add("api.maxFanoutUsers", "must be from 1 to %d, got %d", MaxFanoutUsersLimit, a.MaxFanoutUsers)
+	}
+	if a.FanoutConcurrency < 1 {
+		p.Add("api.fanoutConcurrency", "must be at least 1, got %d", a.FanoutConcurrency)
+	} else if a.MaxInFlightTemporalCalls > 0 && a.FanoutConcurrency > a.MaxInFlightTemporalCalls {
+		p.Add("api.fanoutConcurrency", "must be at most api.maxInFlightTemporalCalls (%d), or one fan-out would take every Temporal call of the process, got %d",
+			a.MaxInFlightTemporalCalls, a.FanoutConcurrency)
+	}
+	p.positive("api.fanoutTimeout", a.FanoutTimeout)
+	if room := int64(max(a.MaxFanoutUsers, 1))*fanoutUserIDRoom + fanoutBodyOverhead; a.MaxFanoutBodyBytes < room {
+		p.Add("api.maxFanoutBodyBytes", "must leave room for api.maxFanoutUsers (%d) user IDs of 256 bytes, at least %d, got %d",
+			a.MaxFanoutUsers, room, a.MaxFanoutBodyBytes)
 	}
 }
 

@@ -273,3 +273,27 @@ func TestVersioningFromTheWorkerController(t *testing.T) {
 		t.Fatalf("versioning %+v, want ours", v)
 	}
 }
+
+// The fan-out's keys are checked together: the body limit must hold the
+// most user IDs, one call may not take every Temporal call.
+func TestFanoutKeysAreValidated(t *testing.T) {
+	t.Parallel()
+	require.NoError(t, Default().Validate())
+	cfg := Default()
+	cfg.API.MaxFanoutUsers = MaxFanoutUsersLimit + 1
+	cfg.API.FanoutConcurrency = cfg.API.MaxInFlightTemporalCalls + 1
+	cfg.API.FanoutTimeout = 0
+	err := cfg.Validate()
+	require.Error(t, err)
+	for _, key := range []string{"api.maxFanoutUsers", "api.fanoutConcurrency", "api.fanoutTimeout", "api.maxFanoutBodyBytes"} {
+		require.Contains(t, err.Error(), "  - "+key+": ")
+	}
+
+	cfg = Default()
+	cfg.API.MaxFanoutUsers = 9000
+	require.ErrorContains(t, cfg.Validate(), "api.maxFanoutBodyBytes: must leave room for api.maxFanoutUsers (9000) user IDs of 256 bytes, at least 2331256, got 2097152")
+	cfg.API.MaxFanoutBodyBytes = 4 << 20
+	cfg.API.MaxInFlightTemporalCalls = 0
+	cfg.API.FanoutConcurrency = 9000
+	require.NoError(t, cfg.Validate(), "no bound on Temporal calls: any concurrency")
+}

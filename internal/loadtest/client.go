@@ -156,9 +156,18 @@ func pairBody(p Pair) []byte {
 	return []byte(`{ "artifactId": ` + strconv.FormatInt(p.ArtifactID, 10) + `, "userId": ` + string(user) + ` }`)
 }
 
+// maxAnswerBytes bounds the answer read: a fan-out of 1000 users with the
+// longest IDs answers under 1 MiB, and a server may allow 10000.
+const maxAnswerBytes = 16 << 20
+
 // do sends one request and reads the whole answer. A non-200 answer is a
 // *StatusError.
 func (c *Client) do(ctx context.Context, method, path string, body []byte) (int, []byte, error) {
+	return c.doWith(ctx, method, path, body, nil)
+}
+
+// doWith is do with extra request headers.
+func (c *Client) doWith(ctx context.Context, method, path string, body []byte, header http.Header) (int, []byte, error) {
 	var r io.Reader
 	if body != nil {
 		r = bytes.NewReader(body)
@@ -166,6 +175,9 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte) (int,
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, r)
 	if err != nil {
 		return 0, nil, err
+	}
+	for k, vs := range header {
+		req.Header[k] = vs
 	}
 	req.Header.Set("Accept", "application/json")
 	if body != nil {
@@ -176,7 +188,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte) (int,
 		return 0, nil, err
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
 	if err != nil {
 		return 0, nil, fmt.Errorf("reading the answer: %w", err)
 	}

@@ -2,10 +2,12 @@
 // measured: a generic engine (closed model, open model, a Gatling-style
 // ramp of virtual users, a pool working through a list of items) running
 // operations, an HTTP client for the API whose calls are such operations,
-// the scenarios (gatling.go, mix.go, newpairs.go, hotpair.go), a report
-// (JSON, text, HTML), and checks: every acknowledged write is reflected in
-// the final state (verify.go), reads right after a write reflect it
-// (newpairs.go), and a hot pair's history is linearizable (hotpair.go).
+// the scenarios (gatling.go, mix.go, newpairs.go, hotpair.go, fanout.go),
+// a report (JSON, text, HTML), and checks: every acknowledged write is
+// reflected in the final state (verify.go), reads right after a write
+// reflect it (newpairs.go), a hot pair's history is linearizable
+// (hotpair.go), and every follower of a fan-out got the artifact
+// (fanout.go).
 //
 // The engine knows nothing about HTTP: an Op is a named call and a function
 // returning a Result, so the same runners and report serve other clients

@@ -85,7 +85,7 @@ svg text { font-size: 11px; fill: #444; }
 		}
 		b.WriteString("</table>\n")
 	}
-	if r.Verification != nil || r.ReadAfterWrite != nil || r.Linearizability != nil {
+	if r.Verification != nil || r.ReadAfterWrite != nil || r.Linearizability != nil || r.FanOut != nil {
 		var v strings.Builder
 		r.writeChecks(&v)
 		fmt.Fprintf(&b, "<h2>Checks</h2>\n<pre>%s</pre>\n", esc(strings.TrimPrefix(v.String(), "\n")))

@@ -39,6 +39,8 @@ type Report struct {
 	ReadAfterWrite *ReadAfterWrite `json:"readAfterWrite,omitempty"`
 	// Linearizability is the hot-pair scenario's check of its history.
 	Linearizability *linearizability.Report `json:"linearizability,omitempty"`
+	// FanOut is the fan-out scenario's account of its items.
+	FanOut *FanOutReport `json:"fanOut,omitempty"`
 }
 
 // CallStats are the figures of one call (or of all, in Report.Total).
@@ -110,6 +112,9 @@ func (r *Report) Failures() []string {
 	if r.ReadAfterWrite != nil && r.ReadAfterWrite.Failed() {
 		out = append(out, "a new pair was not written, or not read back as written")
 	}
+	if r.FanOut != nil && r.FanOut.Failed() {
+		out = append(out, "a follower's pair was not applied (a failed item or call)")
+	}
 	if r.Linearizability != nil && !r.Linearizability.OK() {
 		out = append(out, "the history is not linearizable (or its check timed out)")
 	}
@@ -145,7 +150,7 @@ func (c CallStats) latencyCells() []string {
 // scenario's, then the others; unknown calls follow, by name.
 var callOrder = []string{
 	CallSetRead, CallIsRead, CallAddToFeed, CallIsInFeed, CallRemoveFromFeed, CallGetAllStates,
-	CallGetAllStatesGet, CallEventual,
+	CallGetAllStatesGet, CallEventual, CallFanOut,
 }
 
 func sortCalls[V any](calls map[string]V) []string {
@@ -240,6 +245,10 @@ func (r *Report) WriteText(w io.Writer) error {
 
 // writeChecks writes the checks' results, each after a blank line.
 func (r *Report) writeChecks(w io.Writer) {
+	if f := r.FanOut; f != nil {
+		fmt.Fprintln(w)
+		f.writeText(w)
+	}
 	if v := r.ReadAfterWrite; v != nil {
 		fmt.Fprintln(w)
 		v.writeText(w)

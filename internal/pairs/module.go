@@ -10,12 +10,13 @@ import (
 
 // Module provides the one *Service both APIs serve, on the entities and
 // the read model (none when no Cassandra is configured), bounded by
-// api.requestTimeout.
+// api.requestTimeout, its fan-out by the api.*fanout* keys.
 var Module = fx.Module("pairs",
 	fx.Provide(func(e *entities.Client, store *readmodel.Store, cfg config.API) *Service {
+		fanOut := WithFanOut(FanOutLimitsOf(cfg))
 		if store == nil { // a nil *Store must not become a non-nil interface
-			return New(e, nil, cfg.RequestTimeout)
+			return New(e, nil, cfg.RequestTimeout, fanOut)
 		}
-		return New(e, store, cfg.RequestTimeout)
+		return New(e, store, cfg.RequestTimeout, fanOut)
 	}),
 )

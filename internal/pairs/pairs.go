@@ -3,8 +3,10 @@
 // (user, artifact) pairs, whatever the transport. Writes and strong reads go
 // through the entities (Temporal), eventual reads and lists through the
 // Cassandra read model; batch reads run with bounded concurrency and
-// per-pair errors; feed pages carry each item's state when asked. Every call
-// is bounded by the request timeout, and a failure on one pair says which
+// per-pair errors, and so does a fan-out, one command on one artifact for
+// many users (fanout.go); feed pages carry each item's state when asked.
+// Every call is bounded by the request timeout (a fan-out by its own, each
+// of its items by the request timeout), and a failure on one pair says which
 // (Error). The transports only translate requests and answers
 // (internal/apierror maps failures).
 package pairs
@@ -16,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/artifactstate/artifactstate/internal/config"
 	"github.com/artifactstate/artifactstate/internal/entities"
 	"github.com/artifactstate/artifactstate/internal/entityid"
 	"github.com/artifactstate/artifactstate/internal/readmodel"
@@ -118,13 +121,19 @@ type Service struct {
 	entities  Entities
 	readModel ReadModel
 	timeout   time.Duration
+	fanOut    FanOutLimits
 }
 
 // New returns a Service; rm nil means no read model. requestTimeout bounds
 // each call (api.requestTimeout; the caller's own deadline still applies
-// when shorter); 0 leaves the caller's alone.
-func New(e Entities, rm ReadModel, requestTimeout time.Duration) *Service {
-	return &Service{entities: e, readModel: rm, timeout: requestTimeout}
+// when shorter); 0 leaves the caller's alone. The fan-out's limits are the
+// configuration's defaults unless an option sets them (WithFanOut).
+func New(e Entities, rm ReadModel, requestTimeout time.Duration, opts ...Option) *Service {
+	s := &Service{entities: e, readModel: rm, timeout: requestTimeout, fanOut: FanOutLimitsOf(config.Default().API)}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // bound applies the request timeout to one call.

@@ -131,7 +131,7 @@ func start(ctx context.Context, o Options) (*env, error) {
 	e.apiURL = "http://" + ln.Addr().String()
 	entityClient := entities.New(e.client, entities.Options{Namespace: e.cfg.Temporal.Namespace, TaskQueue: e.cfg.Temporal.TaskQueue}, o.Logger)
 	e.api = &http.Server{Handler: server.NewHandler(e.cfg.API, server.Deps{
-		Pairs: pairs.New(entityClient, rm, e.cfg.API.RequestTimeout), Logger: o.Logger})}
+		Pairs: pairs.New(entityClient, rm, e.cfg.API.RequestTimeout, pairs.WithFanOut(pairs.FanOutLimitsOf(e.cfg.API))), Logger: o.Logger})}
 	go func() {
 		if err := e.api.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			o.Logger.Error("bench API server", "error", err)

@@ -46,7 +46,16 @@ type grpcStack struct {
 
 func startGRPC(t *testing.T, s *stack) *grpcStack {
 	t.Helper()
+	return startGRPCWith(t, s, nil)
+}
+
+// startGRPCWith is startGRPC with the server's dependencies tuned (auth).
+func startGRPCWith(t *testing.T, s *stack, tune func(*grpcapi.Deps)) *grpcStack {
+	t.Helper()
 	d := grpcapi.Deps{Pairs: testenv.Pairs(s.client, s.cfg, s.store), Metrics: metrics.New("test", "test"), Logger: testenv.Logger()}
+	if tune != nil {
+		tune(&d)
+	}
 	srv, err := grpcapi.New(grpcapi.Options{RequestTimeout: s.cfg.API.RequestTimeout, RetryAfter: s.cfg.API.RetryAfter,
 		HealthInterval: 100 * time.Millisecond}, d)
 	require.NoError(t, err)

@@ -134,6 +134,11 @@ func do(t testing.TB, method, url, body string) response {
 
 // try sends a request; safe in any goroutine.
 func try(method, url, body string) (response, error) {
+	return tryWith(method, url, body, nil)
+}
+
+// tryWith is try with request headers.
+func tryWith(method, url, body string, header map[string]string) (response, error) {
 	var r io.Reader
 	if body != "" {
 		r = bytes.NewBufferString(body)
@@ -144,6 +149,9 @@ func try(method, url, body string) (response, error) {
 	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -204,10 +204,11 @@ func Pairs(c client.Client, cfg config.Config, store *readmodel.Store) *pairs.Se
 
 // PairsOn is Pairs over the given entity client.
 func PairsOn(e *entities.Client, cfg config.Config, store *readmodel.Store) *pairs.Service {
+	fanOut := pairs.WithFanOut(pairs.FanOutLimitsOf(cfg.API))
 	if store == nil { // a nil *Store must not become a non-nil interface
-		return pairs.New(e, nil, cfg.API.RequestTimeout)
+		return pairs.New(e, nil, cfg.API.RequestTimeout, fanOut)
 	}
-	return pairs.New(e, store, cfg.API.RequestTimeout)
+	return pairs.New(e, store, cfg.API.RequestTimeout, fanOut)
 }
 
 // FreePort returns a loopback port nobody listens on right now.

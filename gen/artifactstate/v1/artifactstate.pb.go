@@ -300,8 +300,8 @@ func (x *PairState) GetArtifactInUserFeedChangedAt() *timestamppb.Timestamp {
 	return nil
 }
 
-// Error is a failed item of a batch, of a feed page or of a session: the
-// status the request would have got on its own.
+// Error is a failed item of a batch, of a feed page, of a fan-out or of a
+// session: the status the request would have got on its own.
 type Error struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// code is the gRPC status code (google.rpc.Code), e.g. 14 for UNAVAILABLE.
@@ -395,7 +395,8 @@ func (x *Error) GetRetryDelay() *durationpb.Duration {
 	return nil
 }
 
-// PairResult is one pair of a batch or a feed page: its state or its error.
+// PairResult is one pair of a batch, a feed page or a fan-out: its state or
+// its error.
 type PairResult struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	UserId     string                 `protobuf:"bytes,1,opt,name=user_id,json=userId" json:"user_id,omitempty"`
@@ -1749,6 +1750,160 @@ func (x *ListReadResponse) GetNextPageToken() string {
 	return ""
 }
 
+type FanOutRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ArtifactId int64                  `protobuf:"varint,1,opt,name=artifact_id,json=artifactId" json:"artifact_id,omitempty"`
+	Kind       CommandKind            `protobuf:"varint,2,opt,name=kind,enum=artifactstate.v1.CommandKind" json:"kind,omitempty"`
+	// user_ids: 1 to 1000 (api.maxFanoutUsers), each a valid user ID, none
+	// twice.
+	UserIds []string `protobuf:"bytes,3,rep,name=user_ids,json=userIds" json:"user_ids,omitempty"`
+	// idempotency_key is sent with every item: each pair remembers it, so a
+	// retry of the call applies nothing twice and answers each item's first
+	// result; a pair on which the key was used for another command answers
+	// that item FAILED_PRECONDITION (IDEMPOTENCY_KEY_REUSED).
+	IdempotencyKey string `protobuf:"bytes,4,opt,name=idempotency_key,json=idempotencyKey" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *FanOutRequest) Reset() {
+	*x = FanOutRequest{}
+	mi := &file_artifactstate_v1_artifactstate_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FanOutRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FanOutRequest) ProtoMessage() {}
+
+func (x *FanOutRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_artifactstate_v1_artifactstate_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FanOutRequest.ProtoReflect.Descriptor instead.
+func (*FanOutRequest) Descriptor() ([]byte, []int) {
+	return file_artifactstate_v1_artifactstate_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *FanOutRequest) GetArtifactId() int64 {
+	if x != nil {
+		return x.ArtifactId
+	}
+	return 0
+}
+
+func (x *FanOutRequest) GetKind() CommandKind {
+	if x != nil {
+		return x.Kind
+	}
+	return CommandKind_COMMAND_KIND_UNSPECIFIED
+}
+
+func (x *FanOutRequest) GetUserIds() []string {
+	if x != nil {
+		return x.UserIds
+	}
+	return nil
+}
+
+func (x *FanOutRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+type FanOutResponse struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ArtifactId int64                  `protobuf:"varint,1,opt,name=artifact_id,json=artifactId" json:"artifact_id,omitempty"`
+	Kind       CommandKind            `protobuf:"varint,2,opt,name=kind,enum=artifactstate.v1.CommandKind" json:"kind,omitempty"`
+	// results, in the order of the request's user_ids: each pair's state
+	// (consistency STRONG) or its Error.
+	Results []*PairResult `protobuf:"bytes,3,rep,name=results" json:"results,omitempty"`
+	// applied counts the items with a state (applied now, or by an earlier
+	// call with the same idempotency_key); failed those with an Error.
+	Applied       int32 `protobuf:"varint,4,opt,name=applied" json:"applied,omitempty"`
+	Failed        int32 `protobuf:"varint,5,opt,name=failed" json:"failed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FanOutResponse) Reset() {
+	*x = FanOutResponse{}
+	mi := &file_artifactstate_v1_artifactstate_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FanOutResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FanOutResponse) ProtoMessage() {}
+
+func (x *FanOutResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_artifactstate_v1_artifactstate_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FanOutResponse.ProtoReflect.Descriptor instead.
+func (*FanOutResponse) Descriptor() ([]byte, []int) {
+	return file_artifactstate_v1_artifactstate_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *FanOutResponse) GetArtifactId() int64 {
+	if x != nil {
+		return x.ArtifactId
+	}
+	return 0
+}
+
+func (x *FanOutResponse) GetKind() CommandKind {
+	if x != nil {
+		return x.Kind
+	}
+	return CommandKind_COMMAND_KIND_UNSPECIFIED
+}
+
+func (x *FanOutResponse) GetResults() []*PairResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+func (x *FanOutResponse) GetApplied() int32 {
+	if x != nil {
+		return x.Applied
+	}
+	return 0
+}
+
+func (x *FanOutResponse) GetFailed() int32 {
+	if x != nil {
+		return x.Failed
+	}
+	return 0
+}
+
 // SessionRequest is one request of a Session stream.
 type SessionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1765,7 +1920,7 @@ type SessionRequest struct {
 
 func (x *SessionRequest) Reset() {
 	*x = SessionRequest{}
-	mi := &file_artifactstate_v1_artifactstate_proto_msgTypes[26]
+	mi := &file_artifactstate_v1_artifactstate_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1777,7 +1932,7 @@ func (x *SessionRequest) String() string {
 func (*SessionRequest) ProtoMessage() {}
 
 func (x *SessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_artifactstate_v1_artifactstate_proto_msgTypes[26]
+	mi := &file_artifactstate_v1_artifactstate_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1790,7 +1945,7 @@ func (x *SessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionRequest.ProtoReflect.Descriptor instead.
 func (*SessionRequest) Descriptor() ([]byte, []int) {
-	return file_artifactstate_v1_artifactstate_proto_rawDescGZIP(), []int{26}
+	return file_artifactstate_v1_artifactstate_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *SessionRequest) GetCorrelationId() string {
@@ -1857,7 +2012,7 @@ type SessionResponse struct {
 
 func (x *SessionResponse) Reset() {
 	*x = SessionResponse{}
-	mi := &file_artifactstate_v1_artifactstate_proto_msgTypes[27]
+	mi := &file_artifactstate_v1_artifactstate_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1869,7 +2024,7 @@ func (x *SessionResponse) String() string {
 func (*SessionResponse) ProtoMessage() {}
 
 func (x *SessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_artifactstate_v1_artifactstate_proto_msgTypes[27]
+	mi := &file_artifactstate_v1_artifactstate_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1882,7 +2037,7 @@ func (x *SessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionResponse.ProtoReflect.Descriptor instead.
 func (*SessionResponse) Descriptor() ([]byte, []int) {
-	return file_artifactstate_v1_artifactstate_proto_rawDescGZIP(), []int{27}
+	return file_artifactstate_v1_artifactstate_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SessionResponse) GetCorrelationId() string {
@@ -2076,7 +2231,20 @@ const file_artifactstate_v1_artifactstate_proto_rawDesc = "" +
 	"\x10ListReadResponse\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12!\n" +
 	"\fartifact_ids\x18\x02 \x03(\x03R\vartifactIds\x12&\n" +
-	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\"\xcf\x01\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\"\xa7\x01\n" +
+	"\rFanOutRequest\x12\x1f\n" +
+	"\vartifact_id\x18\x01 \x01(\x03R\n" +
+	"artifactId\x121\n" +
+	"\x04kind\x18\x02 \x01(\x0e2\x1d.artifactstate.v1.CommandKindR\x04kind\x12\x19\n" +
+	"\buser_ids\x18\x03 \x03(\tR\auserIds\x12'\n" +
+	"\x0fidempotency_key\x18\x04 \x01(\tR\x0eidempotencyKey\"\xce\x01\n" +
+	"\x0eFanOutResponse\x12\x1f\n" +
+	"\vartifact_id\x18\x01 \x01(\x03R\n" +
+	"artifactId\x121\n" +
+	"\x04kind\x18\x02 \x01(\x0e2\x1d.artifactstate.v1.CommandKindR\x04kind\x126\n" +
+	"\aresults\x18\x03 \x03(\v2\x1c.artifactstate.v1.PairResultR\aresults\x12\x18\n" +
+	"\aapplied\x18\x04 \x01(\x05R\aapplied\x12\x16\n" +
+	"\x06failed\x18\x05 \x01(\x05R\x06failed\"\xcf\x01\n" +
 	"\x0eSessionRequest\x12%\n" +
 	"\x0ecorrelation_id\x18\x01 \x01(\tR\rcorrelationId\x12L\n" +
 	"\rapply_command\x18\x02 \x01(\v2%.artifactstate.v1.ApplyCommandRequestH\x00R\fapplyCommand\x12=\n" +
@@ -2097,7 +2265,8 @@ const file_artifactstate_v1_artifactstate_proto_rawDesc = "" +
 	"\vConsistency\x12\x1b\n" +
 	"\x17CONSISTENCY_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12CONSISTENCY_STRONG\x10\x01\x12\x18\n" +
-	"\x14CONSISTENCY_EVENTUAL\x10\x022\xf9\t\n" +
+	"\x14CONSISTENCY_EVENTUAL\x10\x022\xc6\n" +
+	"\n" +
 	"\x14ArtifactStateService\x12x\n" +
 	"\x15SetArtifactReadByUser\x12..artifactstate.v1.SetArtifactReadByUserRequest\x1a/.artifactstate.v1.SetArtifactReadByUserResponse\x12\x87\x01\n" +
 	"\x1aSetArtifactAddedToUserFeed\x123.artifactstate.v1.SetArtifactAddedToUserFeedRequest\x1a4.artifactstate.v1.SetArtifactAddedToUserFeedResponse\x12\x93\x01\n" +
@@ -2109,7 +2278,8 @@ const file_artifactstate_v1_artifactstate_proto_rawDesc = "" +
 	"\aGetPair\x12 .artifactstate.v1.GetPairRequest\x1a!.artifactstate.v1.GetPairResponse\x12Q\n" +
 	"\bBatchGet\x12!.artifactstate.v1.BatchGetRequest\x1a\".artifactstate.v1.BatchGetResponse\x12Q\n" +
 	"\bListFeed\x12!.artifactstate.v1.ListFeedRequest\x1a\".artifactstate.v1.ListFeedResponse\x12Q\n" +
-	"\bListRead\x12!.artifactstate.v1.ListReadRequest\x1a\".artifactstate.v1.ListReadResponse\x12R\n" +
+	"\bListRead\x12!.artifactstate.v1.ListReadRequest\x1a\".artifactstate.v1.ListReadResponse\x12K\n" +
+	"\x06FanOut\x12\x1f.artifactstate.v1.FanOutRequest\x1a .artifactstate.v1.FanOutResponse\x12R\n" +
 	"\aSession\x12 .artifactstate.v1.SessionRequest\x1a!.artifactstate.v1.SessionResponse(\x010\x01BTZKgithub.com/artifactstate/artifactstate/gen/artifactstate/v1;artifactstatev1\x92\x03\x04\b\x02 \x03b\beditionsp\xe8\a"
 
 var (
@@ -2125,7 +2295,7 @@ func file_artifactstate_v1_artifactstate_proto_rawDescGZIP() []byte {
 }
 
 var file_artifactstate_v1_artifactstate_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_artifactstate_v1_artifactstate_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_artifactstate_v1_artifactstate_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_artifactstate_v1_artifactstate_proto_goTypes = []any{
 	(CommandKind)(0),                               // 0: artifactstate.v1.CommandKind
 	(Consistency)(0),                               // 1: artifactstate.v1.Consistency
@@ -2155,18 +2325,20 @@ var file_artifactstate_v1_artifactstate_proto_goTypes = []any{
 	(*ListFeedResponse)(nil),                       // 25: artifactstate.v1.ListFeedResponse
 	(*ListReadRequest)(nil),                        // 26: artifactstate.v1.ListReadRequest
 	(*ListReadResponse)(nil),                       // 27: artifactstate.v1.ListReadResponse
-	(*SessionRequest)(nil),                         // 28: artifactstate.v1.SessionRequest
-	(*SessionResponse)(nil),                        // 29: artifactstate.v1.SessionResponse
-	(*timestamppb.Timestamp)(nil),                  // 30: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),                    // 31: google.protobuf.Duration
+	(*FanOutRequest)(nil),                          // 28: artifactstate.v1.FanOutRequest
+	(*FanOutResponse)(nil),                         // 29: artifactstate.v1.FanOutResponse
+	(*SessionRequest)(nil),                         // 30: artifactstate.v1.SessionRequest
+	(*SessionResponse)(nil),                        // 31: artifactstate.v1.SessionResponse
+	(*timestamppb.Timestamp)(nil),                  // 32: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),                    // 33: google.protobuf.Duration
 }
 var file_artifactstate_v1_artifactstate_proto_depIdxs = []int32{
 	1,  // 0: artifactstate.v1.PairState.consistency:type_name -> artifactstate.v1.Consistency
-	30, // 1: artifactstate.v1.PairState.changed_at:type_name -> google.protobuf.Timestamp
-	30, // 2: artifactstate.v1.PairState.artifact_read_changed_at:type_name -> google.protobuf.Timestamp
-	30, // 3: artifactstate.v1.PairState.artifact_in_user_feed_changed_at:type_name -> google.protobuf.Timestamp
+	32, // 1: artifactstate.v1.PairState.changed_at:type_name -> google.protobuf.Timestamp
+	32, // 2: artifactstate.v1.PairState.artifact_read_changed_at:type_name -> google.protobuf.Timestamp
+	32, // 3: artifactstate.v1.PairState.artifact_in_user_feed_changed_at:type_name -> google.protobuf.Timestamp
 	3,  // 4: artifactstate.v1.Error.current:type_name -> artifactstate.v1.PairState
-	31, // 5: artifactstate.v1.Error.retry_delay:type_name -> google.protobuf.Duration
+	33, // 5: artifactstate.v1.Error.retry_delay:type_name -> google.protobuf.Duration
 	3,  // 6: artifactstate.v1.PairResult.state:type_name -> artifactstate.v1.PairState
 	4,  // 7: artifactstate.v1.PairResult.error:type_name -> artifactstate.v1.Error
 	0,  // 8: artifactstate.v1.ApplyCommandRequest.kind:type_name -> artifactstate.v1.CommandKind
@@ -2178,40 +2350,45 @@ var file_artifactstate_v1_artifactstate_proto_depIdxs = []int32{
 	5,  // 14: artifactstate.v1.BatchGetResponse.results:type_name -> artifactstate.v1.PairResult
 	1,  // 15: artifactstate.v1.ListFeedRequest.consistency:type_name -> artifactstate.v1.Consistency
 	5,  // 16: artifactstate.v1.ListFeedResponse.items:type_name -> artifactstate.v1.PairResult
-	18, // 17: artifactstate.v1.SessionRequest.apply_command:type_name -> artifactstate.v1.ApplyCommandRequest
-	20, // 18: artifactstate.v1.SessionRequest.get_pair:type_name -> artifactstate.v1.GetPairRequest
-	19, // 19: artifactstate.v1.SessionResponse.apply_command:type_name -> artifactstate.v1.ApplyCommandResponse
-	21, // 20: artifactstate.v1.SessionResponse.get_pair:type_name -> artifactstate.v1.GetPairResponse
-	4,  // 21: artifactstate.v1.SessionResponse.error:type_name -> artifactstate.v1.Error
-	6,  // 22: artifactstate.v1.ArtifactStateService.SetArtifactReadByUser:input_type -> artifactstate.v1.SetArtifactReadByUserRequest
-	8,  // 23: artifactstate.v1.ArtifactStateService.SetArtifactAddedToUserFeed:input_type -> artifactstate.v1.SetArtifactAddedToUserFeedRequest
-	10, // 24: artifactstate.v1.ArtifactStateService.SetArtifactRemovedFromUserFeed:input_type -> artifactstate.v1.SetArtifactRemovedFromUserFeedRequest
-	12, // 25: artifactstate.v1.ArtifactStateService.IsArtifactReadByUser:input_type -> artifactstate.v1.IsArtifactReadByUserRequest
-	14, // 26: artifactstate.v1.ArtifactStateService.IsArtifactInUserFeed:input_type -> artifactstate.v1.IsArtifactInUserFeedRequest
-	16, // 27: artifactstate.v1.ArtifactStateService.GetAllStates:input_type -> artifactstate.v1.GetAllStatesRequest
-	18, // 28: artifactstate.v1.ArtifactStateService.ApplyCommand:input_type -> artifactstate.v1.ApplyCommandRequest
-	20, // 29: artifactstate.v1.ArtifactStateService.GetPair:input_type -> artifactstate.v1.GetPairRequest
-	22, // 30: artifactstate.v1.ArtifactStateService.BatchGet:input_type -> artifactstate.v1.BatchGetRequest
-	24, // 31: artifactstate.v1.ArtifactStateService.ListFeed:input_type -> artifactstate.v1.ListFeedRequest
-	26, // 32: artifactstate.v1.ArtifactStateService.ListRead:input_type -> artifactstate.v1.ListReadRequest
-	28, // 33: artifactstate.v1.ArtifactStateService.Session:input_type -> artifactstate.v1.SessionRequest
-	7,  // 34: artifactstate.v1.ArtifactStateService.SetArtifactReadByUser:output_type -> artifactstate.v1.SetArtifactReadByUserResponse
-	9,  // 35: artifactstate.v1.ArtifactStateService.SetArtifactAddedToUserFeed:output_type -> artifactstate.v1.SetArtifactAddedToUserFeedResponse
-	11, // 36: artifactstate.v1.ArtifactStateService.SetArtifactRemovedFromUserFeed:output_type -> artifactstate.v1.SetArtifactRemovedFromUserFeedResponse
-	13, // 37: artifactstate.v1.ArtifactStateService.IsArtifactReadByUser:output_type -> artifactstate.v1.IsArtifactReadByUserResponse
-	15, // 38: artifactstate.v1.ArtifactStateService.IsArtifactInUserFeed:output_type -> artifactstate.v1.IsArtifactInUserFeedResponse
-	17, // 39: artifactstate.v1.ArtifactStateService.GetAllStates:output_type -> artifactstate.v1.GetAllStatesResponse
-	19, // 40: artifactstate.v1.ArtifactStateService.ApplyCommand:output_type -> artifactstate.v1.ApplyCommandResponse
-	21, // 41: artifactstate.v1.ArtifactStateService.GetPair:output_type -> artifactstate.v1.GetPairResponse
-	23, // 42: artifactstate.v1.ArtifactStateService.BatchGet:output_type -> artifactstate.v1.BatchGetResponse
-	25, // 43: artifactstate.v1.ArtifactStateService.ListFeed:output_type -> artifactstate.v1.ListFeedResponse
-	27, // 44: artifactstate.v1.ArtifactStateService.ListRead:output_type -> artifactstate.v1.ListReadResponse
-	29, // 45: artifactstate.v1.ArtifactStateService.Session:output_type -> artifactstate.v1.SessionResponse
-	34, // [34:46] is the sub-list for method output_type
-	22, // [22:34] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	0,  // 17: artifactstate.v1.FanOutRequest.kind:type_name -> artifactstate.v1.CommandKind
+	0,  // 18: artifactstate.v1.FanOutResponse.kind:type_name -> artifactstate.v1.CommandKind
+	5,  // 19: artifactstate.v1.FanOutResponse.results:type_name -> artifactstate.v1.PairResult
+	18, // 20: artifactstate.v1.SessionRequest.apply_command:type_name -> artifactstate.v1.ApplyCommandRequest
+	20, // 21: artifactstate.v1.SessionRequest.get_pair:type_name -> artifactstate.v1.GetPairRequest
+	19, // 22: artifactstate.v1.SessionResponse.apply_command:type_name -> artifactstate.v1.ApplyCommandResponse
+	21, // 23: artifactstate.v1.SessionResponse.get_pair:type_name -> artifactstate.v1.GetPairResponse
+	4,  // 24: artifactstate.v1.SessionResponse.error:type_name -> artifactstate.v1.Error
+	6,  // 25: artifactstate.v1.ArtifactStateService.SetArtifactReadByUser:input_type -> artifactstate.v1.SetArtifactReadByUserRequest
+	8,  // 26: artifactstate.v1.ArtifactStateService.SetArtifactAddedToUserFeed:input_type -> artifactstate.v1.SetArtifactAddedToUserFeedRequest
+	10, // 27: artifactstate.v1.ArtifactStateService.SetArtifactRemovedFromUserFeed:input_type -> artifactstate.v1.SetArtifactRemovedFromUserFeedRequest
+	12, // 28: artifactstate.v1.ArtifactStateService.IsArtifactReadByUser:input_type -> artifactstate.v1.IsArtifactReadByUserRequest
+	14, // 29: artifactstate.v1.ArtifactStateService.IsArtifactInUserFeed:input_type -> artifactstate.v1.IsArtifactInUserFeedRequest
+	16, // 30: artifactstate.v1.ArtifactStateService.GetAllStates:input_type -> artifactstate.v1.GetAllStatesRequest
+	18, // 31: artifactstate.v1.ArtifactStateService.ApplyCommand:input_type -> artifactstate.v1.ApplyCommandRequest
+	20, // 32: artifactstate.v1.ArtifactStateService.GetPair:input_type -> artifactstate.v1.GetPairRequest
+	22, // 33: artifactstate.v1.ArtifactStateService.BatchGet:input_type -> artifactstate.v1.BatchGetRequest
+	24, // 34: artifactstate.v1.ArtifactStateService.ListFeed:input_type -> artifactstate.v1.ListFeedRequest
+	26, // 35: artifactstate.v1.ArtifactStateService.ListRead:input_type -> artifactstate.v1.ListReadRequest
+	28, // 36: artifactstate.v1.ArtifactStateService.FanOut:input_type -> artifactstate.v1.FanOutRequest
+	30, // 37: artifactstate.v1.ArtifactStateService.Session:input_type -> artifactstate.v1.SessionRequest
+	7,  // 38: artifactstate.v1.ArtifactStateService.SetArtifactReadByUser:output_type -> artifactstate.v1.SetArtifactReadByUserResponse
+	9,  // 39: artifactstate.v1.ArtifactStateService.SetArtifactAddedToUserFeed:output_type -> artifactstate.v1.SetArtifactAddedToUserFeedResponse
+	11, // 40: artifactstate.v1.ArtifactStateService.SetArtifactRemovedFromUserFeed:output_type -> artifactstate.v1.SetArtifactRemovedFromUserFeedResponse
+	13, // 41: artifactstate.v1.ArtifactStateService.IsArtifactReadByUser:output_type -> artifactstate.v1.IsArtifactReadByUserResponse
+	15, // 42: artifactstate.v1.ArtifactStateService.IsArtifactInUserFeed:output_type -> artifactstate.v1.IsArtifactInUserFeedResponse
+	17, // 43: artifactstate.v1.ArtifactStateService.GetAllStates:output_type -> artifactstate.v1.GetAllStatesResponse
+	19, // 44: artifactstate.v1.ArtifactStateService.ApplyCommand:output_type -> artifactstate.v1.ApplyCommandResponse
+	21, // 45: artifactstate.v1.ArtifactStateService.GetPair:output_type -> artifactstate.v1.GetPairResponse
+	23, // 46: artifactstate.v1.ArtifactStateService.BatchGet:output_type -> artifactstate.v1.BatchGetResponse
+	25, // 47: artifactstate.v1.ArtifactStateService.ListFeed:output_type -> artifactstate.v1.ListFeedResponse
+	27, // 48: artifactstate.v1.ArtifactStateService.ListRead:output_type -> artifactstate.v1.ListReadResponse
+	29, // 49: artifactstate.v1.ArtifactStateService.FanOut:output_type -> artifactstate.v1.FanOutResponse
+	31, // 50: artifactstate.v1.ArtifactStateService.Session:output_type -> artifactstate.v1.SessionResponse
+	38, // [38:51] is the sub-list for method output_type
+	25, // [25:38] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_artifactstate_v1_artifactstate_proto_init() }
@@ -2223,11 +2400,11 @@ func file_artifactstate_v1_artifactstate_proto_init() {
 		(*PairResult_State)(nil),
 		(*PairResult_Error)(nil),
 	}
-	file_artifactstate_v1_artifactstate_proto_msgTypes[26].OneofWrappers = []any{
+	file_artifactstate_v1_artifactstate_proto_msgTypes[28].OneofWrappers = []any{
 		(*SessionRequest_ApplyCommand)(nil),
 		(*SessionRequest_GetPair)(nil),
 	}
-	file_artifactstate_v1_artifactstate_proto_msgTypes[27].OneofWrappers = []any{
+	file_artifactstate_v1_artifactstate_proto_msgTypes[29].OneofWrappers = []any{
 		(*SessionResponse_ApplyCommand)(nil),
 		(*SessionResponse_GetPair)(nil),
 		(*SessionResponse_Error)(nil),
@@ -2238,7 +2415,7 @@ func file_artifactstate_v1_artifactstate_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_artifactstate_v1_artifactstate_proto_rawDesc), len(file_artifactstate_v1_artifactstate_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   28,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

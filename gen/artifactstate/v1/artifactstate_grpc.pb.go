@@ -33,6 +33,7 @@ const (
 	ArtifactStateService_BatchGet_FullMethodName                       = "/artifactstate.v1.ArtifactStateService/BatchGet"
 	ArtifactStateService_ListFeed_FullMethodName                       = "/artifactstate.v1.ArtifactStateService/ListFeed"
 	ArtifactStateService_ListRead_FullMethodName                       = "/artifactstate.v1.ArtifactStateService/ListRead"
+	ArtifactStateService_FanOut_FullMethodName                         = "/artifactstate.v1.ArtifactStateService/FanOut"
 	ArtifactStateService_Session_FullMethodName                        = "/artifactstate.v1.ArtifactStateService/Session"
 )
 
@@ -45,8 +46,8 @@ const (
 // It serves the same operations as the HTTP API, with the same validation and
 // the same outcomes: the six calls of the original service, the v1 calls
 // (writes answering the new state, idempotency keys, conditional writes,
-// strong or eventual reads, batch reads, feed and read lists), and Session, a
-// bidirectional stream of commands and reads answered in order.
+// strong or eventual reads, batch reads, feed and read lists, fan-out writes),
+// and Session, a bidirectional stream of commands and reads answered in order.
 //
 // A user_id is 1 to 256 bytes of UTF-8 made of printable characters; an
 // artifact_id is any int64. Writes are acknowledged only once Temporal has
@@ -108,6 +109,17 @@ type ArtifactStateServiceClient interface {
 	ListFeed(ctx context.Context, in *ListFeedRequest, opts ...grpc.CallOption) (*ListFeedResponse, error)
 	// ListRead lists a page of the artifacts the user has read (read model).
 	ListRead(ctx context.Context, in *ListReadRequest, opts ...grpc.CallOption) (*ListReadResponse, error)
+	// FanOut applies one command to one artifact's pair of each of 1 to 1000
+	// users (api.maxFanoutUsers), e.g. to publish an artifact to its
+	// followers' feeds, up to 32 at a time (api.fanoutConcurrency), and answers
+	// each user's result in request order: the state right after the command
+	// or that pair's own Error. A failed item never fails the call. The call
+	// fails as a whole with INVALID_ARGUMENT naming the entry ("user_ids[3]")
+	// or PERMISSION_DENIED before anything is applied, and with
+	// DEADLINE_EXCEEDED only when its deadline (api.fanoutTimeout, 60 s, or the
+	// caller's) passed before any item was attempted; items not started when it
+	// passes fail with DEADLINE_EXCEEDED and were not applied.
+	FanOut(ctx context.Context, in *FanOutRequest, opts ...grpc.CallOption) (*FanOutResponse, error)
 	// Session takes a stream of commands and reads and answers each, in the
 	// order of the requests, with the request's correlation_id. The server
 	// works on up to 16 requests of one stream at once; requests on the same
@@ -236,6 +248,16 @@ func (c *artifactStateServiceClient) ListRead(ctx context.Context, in *ListReadR
 	return out, nil
 }
 
+func (c *artifactStateServiceClient) FanOut(ctx context.Context, in *FanOutRequest, opts ...grpc.CallOption) (*FanOutResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FanOutResponse)
+	err := c.cc.Invoke(ctx, ArtifactStateService_FanOut_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *artifactStateServiceClient) Session(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SessionRequest, SessionResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &ArtifactStateService_ServiceDesc.Streams[0], ArtifactStateService_Session_FullMethodName, cOpts...)
@@ -258,8 +280,8 @@ type ArtifactStateService_SessionClient = grpc.BidiStreamingClient[SessionReques
 // It serves the same operations as the HTTP API, with the same validation and
 // the same outcomes: the six calls of the original service, the v1 calls
 // (writes answering the new state, idempotency keys, conditional writes,
-// strong or eventual reads, batch reads, feed and read lists), and Session, a
-// bidirectional stream of commands and reads answered in order.
+// strong or eventual reads, batch reads, feed and read lists, fan-out writes),
+// and Session, a bidirectional stream of commands and reads answered in order.
 //
 // A user_id is 1 to 256 bytes of UTF-8 made of printable characters; an
 // artifact_id is any int64. Writes are acknowledged only once Temporal has
@@ -321,6 +343,17 @@ type ArtifactStateServiceServer interface {
 	ListFeed(context.Context, *ListFeedRequest) (*ListFeedResponse, error)
 	// ListRead lists a page of the artifacts the user has read (read model).
 	ListRead(context.Context, *ListReadRequest) (*ListReadResponse, error)
+	// FanOut applies one command to one artifact's pair of each of 1 to 1000
+	// users (api.maxFanoutUsers), e.g. to publish an artifact to its
+	// followers' feeds, up to 32 at a time (api.fanoutConcurrency), and answers
+	// each user's result in request order: the state right after the command
+	// or that pair's own Error. A failed item never fails the call. The call
+	// fails as a whole with INVALID_ARGUMENT naming the entry ("user_ids[3]")
+	// or PERMISSION_DENIED before anything is applied, and with
+	// DEADLINE_EXCEEDED only when its deadline (api.fanoutTimeout, 60 s, or the
+	// caller's) passed before any item was attempted; items not started when it
+	// passes fail with DEADLINE_EXCEEDED and were not applied.
+	FanOut(context.Context, *FanOutRequest) (*FanOutResponse, error)
 	// Session takes a stream of commands and reads and answers each, in the
 	// order of the requests, with the request's correlation_id. The server
 	// works on up to 16 requests of one stream at once; requests on the same
@@ -371,6 +404,9 @@ func (UnimplementedArtifactStateServiceServer) ListFeed(context.Context, *ListFe
 }
 func (UnimplementedArtifactStateServiceServer) ListRead(context.Context, *ListReadRequest) (*ListReadResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListRead not implemented")
+}
+func (UnimplementedArtifactStateServiceServer) FanOut(context.Context, *FanOutRequest) (*FanOutResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method FanOut not implemented")
 }
 func (UnimplementedArtifactStateServiceServer) Session(grpc.BidiStreamingServer[SessionRequest, SessionResponse]) error {
 	return status.Error(codes.Unimplemented, "method Session not implemented")
@@ -594,6 +630,24 @@ func _ArtifactStateService_ListRead_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ArtifactStateService_FanOut_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FanOutRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ArtifactStateServiceServer).FanOut(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ArtifactStateService_FanOut_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ArtifactStateServiceServer).FanOut(ctx, req.(*FanOutRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _ArtifactStateService_Session_Handler(srv interface{}, stream grpc.ServerStream) error {
 	return srv.(ArtifactStateServiceServer).Session(&grpc.GenericServerStream[SessionRequest, SessionResponse]{ServerStream: stream})
 }
@@ -651,6 +705,10 @@ var ArtifactStateService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListRead",
 			Handler:    _ArtifactStateService_ListRead_Handler,
+		},
+		{
+			MethodName: "FanOut",
+			Handler:    _ArtifactStateService_FanOut_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
