@@ -122,17 +122,8 @@ func (e *Entity) Run(ctx workflow.Context, in EntityInput) error {
 	// history budget.
 	keys := in.Idempotency
 	updated := false
-	// The hand-over (v5): once a continue-as-new is due the run turns new
-	// updates away (the next run takes them: the API sends them again) and
-	// closes in a workflow task that applied none. A close the server
-	// refuses (a signal or an activity result arrived meanwhile) must not
-	// take an update with it: the update's caller is told it failed, while
-	// the worker's copy of the run has applied it and would carry it on.
-	closing := false
-	updateTask := -1 // the history length of the task that last took an update
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, CommandUpdateName,
 		func(ctx workflow.Context, req CommandRequest) (CommandResult, error) {
-			updateTask = workflow.GetInfo(ctx).GetCurrentHistoryLength()
 			res, repeated, changed := applyRequest(&s, &keys, req, workflow.Now(ctx), apply)
 			switch {
 			case repeated:
@@ -149,10 +140,6 @@ func (e *Entity) Run(ctx workflow.Context, in EntityInput) error {
 			return res, nil
 		},
 		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, req CommandRequest) error {
-			if closing {
-				return temporal.NewApplicationError("the entity is handing over to its next run: send the command again",
-					ErrTypeContinuingAsNew)
-			}
 			return validate(s, keys, req, workflow.Now(ctx))
 		}},
 	); err != nil {
@@ -161,14 +148,13 @@ func (e *Entity) Run(ctx workflow.Context, in EntityInput) error {
 
 	commands := workflow.GetSignalChannel(ctx, CommandSignalName)
 	upgrades := workflow.GetSignalChannel(ctx, UpgradeSignalName)
-	upgrade := false
-	var handover workflow.Future // a timer: the next task closes the run (v5)
 	for {
 		// The context is disconnected from cancellation: Await cannot fail.
 		_ = workflow.Await(ctx, func() bool {
-			return commands.Len() > 0 || updated || p.pauseEnded || upgrades.Len() > 0 || handover != nil && handover.IsReady()
+			return commands.Len() > 0 || updated || p.pauseEnded || upgrades.Len() > 0
 		})
 		updated, p.pauseEnded = false, false
+		upgrade := false
 		for {
 			var req UpgradeRequest
 			if !upgrades.ReceiveAsync(&req) {
@@ -204,17 +190,6 @@ func (e *Entity) Run(ctx workflow.Context, in EntityInput) error {
 		}
 		if !upgrade && !continueAsNewDue(ctx, opts.MaxHistoryEvents) {
 			continue
-		}
-		if v5 {
-			closing = true
-			if updateTask == workflow.GetInfo(ctx).GetCurrentHistoryLength() {
-				// This task took an update: close in the next one (a
-				// timer makes it), which takes none.
-				if handover == nil {
-					handover = workflow.NewTimer(ctx, time.Millisecond)
-				}
-				continue
-			}
 		}
 		// Update handlers return at once, but an update accepted in this
 		// task must finish before the run closes. A command that arrives

@@ -56,10 +56,6 @@ const (
 	// ErrTypeIdempotencyKeyReused: the idempotency key was used before for a
 	// different command kind.
 	ErrTypeIdempotencyKeyReused = "IdempotencyKeyReused"
-	// ErrTypeContinuingAsNew: the run is handing over to its next run
-	// (history version 5); the command, not applied, goes to the next run
-	// when sent again.
-	ErrTypeContinuingAsNew = "ContinuingAsNew"
 )
 
 // Metrics the entity workflow emits through the SDK's metrics handler (not

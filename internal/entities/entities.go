@@ -20,7 +20,6 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/artifactstate/artifactstate/internal/entityid"
 	"github.com/artifactstate/artifactstate/internal/limits"
@@ -109,7 +108,13 @@ func (c *Client) Apply(ctx context.Context, key entityid.Key, cmd Command) (work
 			// operator): re-create it from the state its last run ended with.
 			res, err = c.recreate(ctx, key, updateID, req)
 		}
-		if retryableWrite(err) && timeLeft(ctx, backoff) {
+		// The workflow task the update went out in failed (a task that
+		// raced a command and could not close the run, say): the update
+		// was not applied, and the same update ID sent again applies it
+		// once. An entity whose tasks keep failing still answers
+		// ErrEntityStuck once the deadline leaves no time.
+		var notReady *serviceerror.WorkflowNotReady
+		if errors.As(err, &notReady) && timeLeft(ctx, backoff) {
 			select {
 			case <-ctx.Done():
 			case <-time.After(backoff):
@@ -118,23 +123,6 @@ func (c *Client) Apply(ctx context.Context, key entityid.Key, cmd Command) (work
 		}
 		return res.State, classifyWrite(ctx, attempts, err)
 	}
-}
-
-// retryableWrite reports whether a write that failed with err may be sent
-// again within its deadline, not applied: the entity turned it away while
-// handing over to its next run, or the workflow task it went out in failed.
-// A run of history version 5 closes only in a task that applied no update,
-// so a task that failed never took its updates with it; a run of version 4
-// (unversioned workers) could, when the server refused its close: an
-// unkeyed command sent again may then apply twice, as any retry without an
-// idempotency key (the README says so).
-func retryableWrite(err error) bool {
-	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) && appErr.Type() == workflows.ErrTypeContinuingAsNew {
-		return true
-	}
-	var notReady *serviceerror.WorkflowNotReady
-	return errors.As(err, &notReady)
 }
 
 // Backoff of a write sent again after its workflow task failed.

@@ -55,9 +55,6 @@ func classifyWrite(ctx context.Context, attempts *temporalclient.Attempts, err e
 			return mismatch
 		case workflows.ErrTypeIdempotencyKeyReused:
 			return fmt.Errorf("%w: %s", ErrIdempotencyKeyReused, appErr.Message())
-		case workflows.ErrTypeContinuingAsNew:
-			// Turned away until the deadline: not applied, try again.
-			return fmt.Errorf("%w: %s", ErrUnavailable, appErr.Message())
 		}
 	}
 	return classifyRead(ctx, attempts, err)
