@@ -146,23 +146,22 @@ func (e *Entity) Run(ctx workflow.Context, in EntityInput) error {
 		return fmt.Errorf("register update %s: %w", CommandUpdateName, err)
 	}
 
+	upgrade := false
+	if err := workflow.SetUpdateHandler(ctx, UpgradeUpdateName, func(ctx workflow.Context, req UpgradeRequest) error {
+		logger.Info("Upgrade requested: continuing as new", "Reason", req.Reason)
+		upgrade = true
+		return nil
+	}); err != nil {
+		return fmt.Errorf("register update %s: %w", UpgradeUpdateName, err)
+	}
+
 	commands := workflow.GetSignalChannel(ctx, CommandSignalName)
-	upgrades := workflow.GetSignalChannel(ctx, UpgradeSignalName)
 	for {
 		// The context is disconnected from cancellation: Await cannot fail.
 		_ = workflow.Await(ctx, func() bool {
-			return commands.Len() > 0 || updated || p.pauseEnded || upgrades.Len() > 0
+			return commands.Len() > 0 || updated || p.pauseEnded || upgrade
 		})
 		updated, p.pauseEnded = false, false
-		upgrade := false
-		for {
-			var req UpgradeRequest
-			if !upgrades.ReceiveAsync(&req) {
-				break
-			}
-			logger.Info("Upgrade requested: continuing as new", "Reason", req.Reason)
-			upgrade = true
-		}
 		if !cancellationLogged && cancellation.Err() != nil {
 			logger.Warn("Ignoring cancellation request: entity workflows run until terminated")
 			cancellationLogged = true

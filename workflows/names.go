@@ -29,12 +29,14 @@ const (
 	// spread over several channels could be applied out of order.
 	CommandSignalName = "command"
 
-	// UpgradeSignalName asks an entity to continue as new at once (its
-	// payload is an UpgradeRequest), so that its next run starts on the
-	// deployment's current version: `artifactstate release upgrade` sends it
-	// to idle entities pinned to an older build (Worker Versioning). Older
-	// code leaves it unread, which records nothing.
-	UpgradeSignalName = "upgrade"
+	// UpgradeUpdateName asks an entity to continue as new at once (an
+	// update: its input is an UpgradeRequest, it answers nothing), so that
+	// its next run starts on the deployment's current version: `artifactstate
+	// release upgrade` sends it to idle entities pinned to an older build
+	// (Worker Versioning). An update, not a signal: a signal that arrives
+	// while a run closes makes the server refuse the close, and the writes
+	// of that task fail; an update then waits for the next run.
+	UpgradeUpdateName = "upgrade"
 
 	// QueryGetAllStates returns the whole State.
 	QueryGetAllStates = "getAllStates"
@@ -95,7 +97,7 @@ type Command struct {
 	Kind CommandKind `json:"kind"`
 }
 
-// UpgradeRequest is the payload of UpgradeSignalName.
+// UpgradeRequest is the input of UpgradeUpdateName.
 type UpgradeRequest struct {
 	// Reason is logged by the entity.
 	Reason string `json:"reason,omitempty"`

@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 )
 
@@ -123,17 +124,20 @@ func TestVersion4CarriesNoForcedProjection(t *testing.T) {
 	h2.finish(next, SetArtifactReadByUser)
 }
 
-// The upgrade signal makes the entity continue as new at once, the next run
+// The upgrade update makes the entity continue as new at once, the next run
 // starting on the deployment's current version (AutoUpgrade); its commands
 // are carried.
-func TestUpgradeSignalContinuesAsNew(t *testing.T) {
+func TestUpgradeRequestContinuesAsNew(t *testing.T) {
 	t.Parallel()
 	for _, opts := range []Options{{}, v5Opts(Options{})} {
 		h := newHarness(t, opts)
 		h.update(nil, CommandRequest{Kind: SetArtifactReadByUser})
 		h.at(func() {
 			h.env.SignalWorkflowSkippingWorkflowTask(CommandSignalName, Command{Kind: SetArtifactAddedToUserFeed})
-			h.env.SignalWorkflow(UpgradeSignalName, UpgradeRequest{Reason: "test"})
+			h.env.UpdateWorkflow(UpgradeUpdateName, "", &testsuite.TestUpdateCallback{
+				OnReject:   func(err error) { require.Fail(t, "upgrade rejected", "%v", err) },
+				OnComplete: func(_ any, err error) { require.NoError(t, err) },
+			}, UpgradeRequest{Reason: "test"})
 		})
 		h.env.ExecuteWorkflow(EntityWorkflowName, input)
 		err := h.env.GetWorkflowError()

@@ -40,7 +40,7 @@ const (
 // no longer kept. Runs of unversioned workers record the markers of
 // version 4 and stay version 4, so an unversioned fleet mixing this build
 // and the previous one in a rolling deploy replays every run on either.
-// Every version continues as new when asked (UpgradeSignalName) or when the
+// Every version continues as new when asked (UpgradeUpdateName) or when the
 // deployment has a new current version for a pinned run.
 
 // HistoryVersion names the shape of the histories the current code writes.

@@ -176,7 +176,7 @@ stop and start again: entities that moved drop out of the listing, and
 				Reason: "artifactstate release upgrade",
 				Progress: func(p release.UpgradeProgress) {
 					cmd.PrintErrf("moved %d of %d (%d had moved already) in %s\n",
-						p.Signalled, p.Remaining, p.Gone, p.Elapsed.Round(time.Second))
+						p.Asked, p.Remaining, p.Gone, p.Elapsed.Round(time.Second))
 				},
 			})
 			if err != nil {
@@ -186,7 +186,7 @@ stop and start again: entities that moved drop out of the listing, and
 				cmd.Printf("%d entities are pinned to other builds than the current one\n", p.Remaining)
 				return nil
 			}
-			cmd.Printf("asked %d entities to move (%d had moved already)\n", p.Signalled, p.Gone)
+			cmd.Printf("asked %d entities to move (%d had moved already)\n", p.Asked, p.Gone)
 			return nil
 		})
 	}

@@ -109,12 +109,16 @@ func (c *Client) Apply(ctx context.Context, key entityid.Key, cmd Command) (work
 			res, err = c.recreate(ctx, key, updateID, req)
 		}
 		// The workflow task the update went out in failed (a task that
-		// raced a command and could not close the run, say): the update
-		// was not applied, and the same update ID sent again applies it
-		// once. An entity whose tasks keep failing still answers
-		// ErrEntityStuck once the deadline leaves no time.
+		// tried to close the run was refused because a signal or an
+		// activity result raced it, say). The server dropped the update,
+		// but the worker's copy of the run may have applied it and carry
+		// it on: its outcome is unknown. With an idempotency key it is sent
+		// again (the entity's records make it apply once); without, the
+		// caller learns it failed (ErrEntityStuck: may or may not have been
+		// applied). An entity whose tasks keep failing answers that once
+		// the deadline leaves no time.
 		var notReady *serviceerror.WorkflowNotReady
-		if errors.As(err, &notReady) && timeLeft(ctx, backoff) {
+		if errors.As(err, &notReady) && req.IdempotencyKey != "" && timeLeft(ctx, backoff) {
 			select {
 			case <-ctx.Done():
 			case <-time.After(backoff):

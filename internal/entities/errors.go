@@ -23,9 +23,11 @@ var (
 	// DeadlineExceeded). A write that timed out may or may not have been
 	// applied: retry it with the same idempotency key.
 	ErrTimeout = errors.New("temporal did not answer in time")
-	// ErrEntityStuck means the pair's workflow cannot run: its workflow task
-	// keeps failing (typically a deploy that cannot replay it). Its commands
-	// are kept; an operator must act (503 / Unavailable).
+	// ErrEntityStuck means the pair's workflow task failed: it keeps failing
+	// (typically a deploy that cannot replay it: an operator must act), or a
+	// task that tried to close the run was refused. Its earlier commands are
+	// kept; a write that failed so may or may not have been applied (503 /
+	// Unavailable, entity_unavailable).
 	ErrEntityStuck = errors.New("the entity's workflow task keeps failing")
 	// ErrIdempotencyKeyReused means the key was used before for another
 	// command kind (422 / FailedPrecondition).

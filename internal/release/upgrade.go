@@ -9,6 +9,7 @@ import (
 
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
 	"golang.org/x/time/rate"
 
 	"github.com/artifactstate/artifactstate/workflows"
@@ -17,7 +18,7 @@ import (
 // UpgradeOptions tune Upgrade.
 type UpgradeOptions struct {
 	Namespace string
-	// Rate bounds the upgrade signals per second (each starts a new run: a
+	// Rate bounds the upgrade requests per second (each starts a new run: a
 	// few history and visibility writes).
 	Rate float64
 	// CursorFile keeps the listing's position across invocations: an
@@ -37,15 +38,16 @@ type UpgradeProgress struct {
 	// Remaining is how many entities were pinned to other builds when the
 	// upgrade (or the pass) began.
 	Remaining int64
-	// Signalled entities were asked to move; Gone had closed or moved on
-	// their own before the signal reached them.
-	Signalled, Gone int64
-	Elapsed         time.Duration
+	// Asked entities were asked to move; Gone had closed or moved on their
+	// own before the request reached them.
+	Asked, Gone int64
+	Elapsed     time.Duration
 }
 
 // Upgrade moves every running entity pinned to a build that takes no new
-// runs (neither current nor ramping) onto the builds that do: it signals each run
-// (workflows.UpgradeSignalName), which continues as new, and the new run
+// runs (neither current nor ramping) onto the builds that do: it asks each
+// run (the update workflows.UpgradeUpdateName) to continue as new, and the
+// new run
 // starts on the current version. An entity with commands moves by itself
 // (its next task after a new version became current continues as new);
 // this is for idle ones, which no task would ever move, and for draining an
@@ -53,7 +55,7 @@ type UpgradeProgress struct {
 //
 // The listing only ever holds entities that have not moved, so an upgrade
 // started again resumes; the cursor file lets it skip the pages a previous
-// invocation finished. Each signal names the listed run, so a run that
+// invocation finished. Each request names the listed run, so a run that
 // moved meanwhile is not disturbed again.
 func (d *Deployment) Upgrade(ctx context.Context, opts UpgradeOptions) (UpgradeProgress, error) {
 	var p UpgradeProgress
@@ -91,16 +93,18 @@ func (d *Deployment) Upgrade(ctx context.Context, opts UpgradeOptions) (UpgradeP
 				return p, err
 			}
 			run := e.GetExecution()
-			err := d.c.SignalWorkflow(ctx, run.GetWorkflowId(), run.GetRunId(), workflows.UpgradeSignalName,
-				workflows.UpgradeRequest{Reason: opts.Reason})
+			_, err := d.c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+				WorkflowID: run.GetWorkflowId(), RunID: run.GetRunId(), UpdateName: workflows.UpgradeUpdateName,
+				Args: []any{workflows.UpgradeRequest{Reason: opts.Reason}}, WaitForStage: client.WorkflowUpdateStageAccepted,
+			})
 			var notFound *serviceerror.NotFound
 			switch {
 			case errors.As(err, &notFound):
 				p.Gone++ // that run closed: it moved, or an operator closed it
 			case err != nil:
-				return p, fmt.Errorf("signal %s: %w", run.GetWorkflowId(), err)
+				return p, fmt.Errorf("ask %s to move: %w", run.GetWorkflowId(), err)
 			default:
-				p.Signalled++
+				p.Asked++
 			}
 		}
 		token = page.GetNextPageToken()

@@ -2,6 +2,9 @@ package integration
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,16 +16,16 @@ import (
 	"github.com/artifactstate/artifactstate/workflows"
 )
 
-// Writers racing an entity's continue-as-new (its history budget, and
-// `release upgrade` signalling it): the task that closes the run is refused
-// while a new signal waits (the server answers the worker
-// UnhandledCommand), and the updates that task carried fail with
-// WorkflowNotReady ("unexpected workflow task failure") although none was
-// applied. The API sends them again with the same update ID within the
-// deadline, so every write succeeds, once. (Before, each such write
-// answered 503 entity_unavailable: the fault test's versioned rollout, which
-// makes every entity continue as new under load, saw it.)
-func TestWritesRacingAContinueAsNewAllSucceed(t *testing.T) {
+// Writes racing an entity's continue-as-new while signals arrive (the
+// command signal of history versions 1 and 2, still served): the task that
+// closes the run is refused while a new signal waits (the server answers
+// the worker UnhandledCommand), and the updates that task took fail with
+// WorkflowNotReady although the worker's copy of the run applied them and
+// carries them on. A write with an idempotency key is sent again by the
+// API and applies once; one without is answered 503 entity_unavailable,
+// which says it may or may not have been applied. (Answered as not applied,
+// as it was before, 5 of 310 such writes had been applied all the same.)
+func TestWritesRacingAContinueAsNew(t *testing.T) {
 	t.Parallel()
 	tt := testenv.StartTemporal(t, testenv.TemporalOptions{})
 	cfg := tt.Config()
@@ -31,43 +34,68 @@ func TestWritesRacingAContinueAsNewAllSucceed(t *testing.T) {
 	testenv.StartWorker(t, c, cfg, nil)
 	key := entityid.Key{UserID: "handover", ArtifactID: 1}
 	const writers, each = 8, 40
-	var failed atomic.Int64
+	var keyedFailed, unkeyedAcked, unkeyedUnknown, signals atomic.Int64
 	var wg sync.WaitGroup
 	done := make(chan struct{})
-	go func() { // release upgrade, again and again
+	go func() { // a client of the signal path, now and then
 		for {
 			select {
 			case <-done:
 				return
-			case <-time.After(10 * time.Millisecond):
+			case <-time.After(time.Duration(5+rand.IntN(20)) * time.Millisecond):
 			}
-			_ = c.SignalWorkflow(context.Background(), key.WorkflowID(), "", workflows.UpgradeSignalName, workflows.UpgradeRequest{Reason: "test"})
+			if err := c.SignalWorkflow(context.Background(), key.WorkflowID(), "", workflows.CommandSignalName,
+				workflows.Command{Kind: workflows.SetArtifactReadByUser}); err == nil {
+				signals.Add(1)
+			}
 		}
 	}()
 	for w := range writers {
 		e := entities.New(testenv.Client(t, cfg, "writer"), testenv.EntitiesOptions(cfg), testenv.Logger())
+		keyed := w%2 == 0
 		wg.Go(func() {
 			for i := range each {
-				kind := []workflows.CommandKind{workflows.SetArtifactAddedToUserFeed, workflows.SetArtifactRemovedFromUserFeed}[(w+i)%2]
+				cmd := entities.Command{Kind: []workflows.CommandKind{workflows.SetArtifactAddedToUserFeed, workflows.SetArtifactRemovedFromUserFeed}[(w+i)%2]}
+				if keyed {
+					cmd.IdempotencyKey = fmt.Sprintf("w%d-%d", w, i)
+				}
 				ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-				if _, err := e.Apply(ctx, key, entities.Command{Kind: kind}); err != nil {
-					failed.Add(1)
+				_, err := e.Apply(ctx, key, cmd)
+				cancel()
+				switch {
+				case err == nil && !keyed:
+					unkeyedAcked.Add(1)
+				case err == nil:
+				case keyed:
+					keyedFailed.Add(1)
+					t.Errorf("writer %d (keyed), write %d: %v", w, i, err)
+				case errors.Is(err, entities.ErrEntityStuck):
+					unkeyedUnknown.Add(1) // may or may not have been applied
+				default:
 					t.Errorf("writer %d, write %d: %v", w, i, err)
 				}
-				cancel()
 			}
 		})
 	}
 	wg.Wait()
 	close(done)
-	st, err := entities.New(c, testenv.EntitiesOptions(cfg), testenv.Logger()).State(context.Background(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Let the signals sent last reach the entity: a strong read waits for them.
+	ents := entities.New(c, testenv.EntitiesOptions(cfg), testenv.Logger())
+	var st workflows.State
+	testenv.Eventually(t, time.Minute, func(ctx context.Context) error {
+		var err error
+		st, err = ents.State(ctx, key)
+		return err
+	})
 	if st.Run < 3 {
 		t.Errorf("only %d runs: the writes did not race continue-as-new", st.Run)
 	}
-	if want := uint64(writers*each) - uint64(failed.Load()); st.CommandsApplied != want {
-		t.Errorf("%d commands applied, want %d: a retried write applied twice or not at all", st.CommandsApplied, want)
+	keyedApplied := int64(writers/2*each) - keyedFailed.Load()
+	unkeyed := int64(st.CommandsApplied) - signals.Load() - keyedApplied
+	if unkeyed < unkeyedAcked.Load() || unkeyed > unkeyedAcked.Load()+unkeyedUnknown.Load() {
+		t.Errorf("%d unkeyed writes applied: %d acknowledged and %d of unknown outcome (a keyed write applied twice, or an acknowledged one lost)",
+			unkeyed, unkeyedAcked.Load(), unkeyedUnknown.Load())
 	}
+	t.Logf("%d runs; unkeyed writes: %d acknowledged, %d of unknown outcome, %d applied; %d signals", st.Run,
+		unkeyedAcked.Load(), unkeyedUnknown.Load(), unkeyed, signals.Load())
 }

@@ -122,8 +122,8 @@ func TestVersionedRolloutMovesEntitiesAtContinueAsNew(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Remaining != 1 || p.Signalled != 1 {
-		t.Fatalf("upgrade: %+v, want 1 entity signalled", p)
+	if p.Remaining != 1 || p.Asked != 1 {
+		t.Fatalf("upgrade: %+v, want 1 entity asked", p)
 	}
 	waitPinned(t, c, idle, "build-new")
 	countPinned(t, c, cfg, "build-old", 0)

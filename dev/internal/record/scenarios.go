@@ -333,13 +333,14 @@ func forcedProjectionCarried(ctx context.Context, r *recorder, name string) erro
 }
 
 // upgradeRequested: `artifactstate release upgrade` asks the entity to
-// continue as new at once (workflows.UpgradeSignalName).
+// continue as new at once (workflows.UpgradeUpdateName).
 func upgradeRequested(ctx context.Context, r *recorder, name string) error {
 	k := key(name)
 	if err := r.apply(ctx, queueMain, k, read); err != nil {
 		return err
 	}
-	if err := r.c.SignalWorkflow(ctx, k.WorkflowID(), "", workflows.UpgradeSignalName, workflows.UpgradeRequest{Reason: "recording"}); err != nil {
+	if _, err := r.c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: k.WorkflowID(), UpdateName: workflows.UpgradeUpdateName,
+		Args: []any{workflows.UpgradeRequest{Reason: "recording"}}, WaitForStage: client.WorkflowUpdateStageCompleted}); err != nil {
 		return err
 	}
 	if err := waitRun(ctx, r, queueMain, k, 2); err != nil {

@@ -190,8 +190,8 @@ func createWithFrom(t *testing.T, s *Stack, from Binary) *Driver {
 }
 
 // continueAllAsNew asks every written entity to continue as new at once
-// (the upgrade signal, which FROM's code leaves unread: its runs record
-// nothing for it), and writes the chain entity through another run.
+// (the upgrade update; FROM's code, which has no such handler, refuses it
+// and records nothing), and writes the chain entity through another run.
 func continueAllAsNew(t *testing.T, d *Driver) {
 	t.Helper()
 	ctx := testCtx(t)
@@ -199,8 +199,12 @@ func continueAllAsNew(t *testing.T, d *Driver) {
 		if !e.Written || e.Closed {
 			continue
 		}
-		must(t, d.Temporal.SignalWorkflow(ctx, e.Key.WorkflowID(), "", workflows.UpgradeSignalName,
-			workflows.UpgradeRequest{Reason: "upgrade test"}))
+		_, err := d.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: e.Key.WorkflowID(),
+			UpdateName: workflows.UpgradeUpdateName, Args: []any{workflows.UpgradeRequest{Reason: "upgrade test"}},
+			WaitForStage: client.WorkflowUpdateStageCompleted})
+		if err != nil {
+			t.Logf("%s: upgrade request: %v (a run of the previous release refuses it)", e.Key, err)
+		}
 	}
 	for _, e := range d.Entities {
 		if e.Shape == "chain" {
