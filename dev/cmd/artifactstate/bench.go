@@ -48,6 +48,8 @@ The results and the command line belong in docs/benchmarks.md.`,
 	newPairsConcurrency := f.Int("new-pairs-concurrency", 32, "concurrent clients of the new-pairs phase")
 	hotReaders := f.Int("hot-readers", 16, "readers of the hot-pair phase (--hot-readers 0 --hot-writers 0: skip)")
 	hotWriters := f.Int("hot-writers", 4, "writers of the hot-pair phase")
+	creation := f.Bool("creation", false, "measure new workflows: a minimal one (the floor), raw update-with-start of new entities, API writes to new pairs")
+	throughput := f.Bool("throughput", true, "measure the throughput phases on existing pairs (--throughput=false skips them)")
 	out := f.String("out", "", "write the results as JSON here")
 	cpuProfile := f.String("cpuprofile", "", "write a CPU profile of the whole run here (go tool pprof)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -64,6 +66,7 @@ The results and the command line belong in docs/benchmarks.md.`,
 		o := bench.Options{Duration: *duration, Warmup: *warmup, Concurrency: *concurrency, Pairs: *pairs,
 			IdleEntities: *idle, HistoryEvents: historyEvents, DatabaseFile: *sqliteFile,
 			NewPairs: *newPairs, NewPairsConcurrency: *newPairsConcurrency, HotReaders: *hotReaders, HotWriters: *hotWriters,
+			Creation: *creation, SkipThroughput: !*throughput,
 			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
 			Out:    cmd.OutOrStdout()}
 		if *hosts != "" {

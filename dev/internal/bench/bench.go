@@ -53,6 +53,10 @@ type Options struct {
 	// NewPairs new pairs are written and read back at once by
 	// NewPairsConcurrency clients (0: skip).
 	NewPairs, NewPairsConcurrency int
+	// Creation measures new workflows: a minimal one (the floor), the raw
+	// SDK's update-with-start of a new entity and the API's write to a new
+	// pair. SkipThroughput skips the throughput phases on existing pairs.
+	Creation, SkipThroughput bool
 	// HotReaders and HotWriters work one hot pair for Duration (both 0:
 	// skip).
 	HotReaders, HotWriters int

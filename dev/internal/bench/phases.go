@@ -43,6 +43,11 @@ type Results struct {
 		// APIMixToRawMix compares the API's 50/50 mix with the same mix of
 		// raw SDK updates and queries.
 		APIMixToRawMix float64 `json:"apiMixToRawMix"`
+		// NewPairToFloor compares the raw update-with-start of a new entity
+		// with a minimal workflow started and run to completion;
+		// APINewPairToRaw the API's write to a new pair with the former.
+		NewPairToFloor  float64 `json:"newEntityToMinimalWorkflow,omitempty"`
+		APINewPairToRaw float64 `json:"apiNewPairToRawNewEntity,omitempty"`
 	} `json:"ratios"`
 	NewPairs *NewPairs      `json:"newPairs,omitempty"`
 	HotPair  *HotPair       `json:"hotPair,omitempty"`
@@ -116,8 +121,15 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 			return res, err
 		}
 	}
-	if err := e.throughput(ctx, res); err != nil {
-		return res, err
+	if o.Creation {
+		if err := e.creation(ctx, res); err != nil {
+			return res, err
+		}
+	}
+	if !o.SkipThroughput {
+		if err := e.throughput(ctx, res); err != nil {
+			return res, err
+		}
 	}
 	if o.NewPairs > 0 {
 		if err := e.newPairs(ctx, res); err != nil {
