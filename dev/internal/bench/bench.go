@@ -57,6 +57,9 @@ type Options struct {
 	// SDK's update-with-start of a new entity and the API's write to a new
 	// pair. SkipThroughput skips the throughput phases on existing pairs.
 	Creation, SkipThroughput bool
+	// Eager starts the minimal workflows of the creation floor eagerly
+	// (their first task handed to this process's worker).
+	Eager bool
 	// HotReaders and HotWriters work one hot pair for Duration (both 0:
 	// skip).
 	HotReaders, HotWriters int

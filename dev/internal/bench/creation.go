@@ -50,7 +50,7 @@ func (e *env) creation(ctx context.Context, res *Results) error {
 	minimalOp := func(int) loadtest.Op {
 		id := fmt.Sprintf("bench-minimal-%x-%d", run, seq.Add(1))
 		return loadtest.Op{Call: "minimal", Do: func(ctx context.Context) loadtest.Result {
-			r, err := e.client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: minimalQueue}, "BenchMinimal")
+			r, err := e.client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: minimalQueue, EnableEagerStart: o.Eager}, "BenchMinimal")
 			if err == nil {
 				err = r.Get(ctx, nil)
 			}
