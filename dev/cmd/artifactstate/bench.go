@@ -49,6 +49,7 @@ The results and the command line belong in docs/benchmarks.md.`,
 	hotReaders := f.Int("hot-readers", 16, "readers of the hot-pair phase (--hot-readers 0 --hot-writers 0: skip)")
 	hotWriters := f.Int("hot-writers", 4, "writers of the hot-pair phase")
 	creation := f.Bool("creation", false, "measure new workflows: a minimal one (the floor), raw update-with-start of new entities, API writes to new pairs")
+	allIndexes := f.Bool("all-visibility-indexes", false, "keep every visibility index of Temporal's SQLite schema (a new store drops the ones nothing here queries by)")
 	eager := f.Bool("eager", false, "start the creation floor's minimal workflows eagerly (first task to this process's worker)")
 	throughput := f.Bool("throughput", true, "measure the throughput phases on existing pairs (--throughput=false skips them)")
 	out := f.String("out", "", "write the results as JSON here")
@@ -67,7 +68,7 @@ The results and the command line belong in docs/benchmarks.md.`,
 		o := bench.Options{Duration: *duration, Warmup: *warmup, Concurrency: *concurrency, Pairs: *pairs,
 			IdleEntities: *idle, HistoryEvents: historyEvents, DatabaseFile: *sqliteFile,
 			NewPairs: *newPairs, NewPairsConcurrency: *newPairsConcurrency, HotReaders: *hotReaders, HotWriters: *hotWriters,
-			Creation: *creation, SkipThroughput: !*throughput, Eager: *eager,
+			Creation: *creation, SkipThroughput: !*throughput, Eager: *eager, AllVisibilityIndexes: *allIndexes,
 			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
 			Out:    cmd.OutOrStdout()}
 		if *hosts != "" {

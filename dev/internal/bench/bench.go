@@ -60,6 +60,9 @@ type Options struct {
 	// Eager starts the minimal workflows of the creation floor eagerly
 	// (their first task handed to this process's worker).
 	Eager bool
+	// AllVisibilityIndexes keeps every visibility index of Temporal's
+	// schema (devserver.Options.AllVisibilityIndexes), to measure them.
+	AllVisibilityIndexes bool
 	// HotReaders and HotWriters work one hot pair for Duration (both 0:
 	// skip).
 	HotReaders, HotWriters int
@@ -94,7 +97,7 @@ func start(ctx context.Context, o Options) (*env, error) {
 		return nil, err
 	}
 	srv, err := devserver.New(devserver.Options{IP: "127.0.0.1", FrontendPort: port, Namespaces: []string{"default"},
-		DatabaseFile: o.DatabaseFile, Logger: o.Logger, LogLevel: slog.LevelError,
+		DatabaseFile: o.DatabaseFile, Logger: o.Logger, LogLevel: slog.LevelError, AllVisibilityIndexes: o.AllVisibilityIndexes,
 		// Long histories for the evicted-query phase (the default suggests
 		// continue-as-new at 4096 events).
 		DynamicConfig: map[string]any{"limit.historyCount.suggestContinueAsNew": 40000}})

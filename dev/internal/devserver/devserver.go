@@ -15,7 +15,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -26,8 +28,12 @@ import (
 	"go.temporal.io/server/common/cluster"
 	"go.temporal.io/server/common/config"
 	"go.temporal.io/server/common/dynamicconfig"
+	temporallog "go.temporal.io/server/common/log"
 	"go.temporal.io/server/common/metrics"
+	persistencesql "go.temporal.io/server/common/persistence/sql"
+	"go.temporal.io/server/common/persistence/sql/sqlplugin"
 	sqliteplugin "go.temporal.io/server/common/persistence/sql/sqlplugin/sqlite"
+	"go.temporal.io/server/common/resolver"
 	sqliteschema "go.temporal.io/server/schema/sqlite"
 	"go.temporal.io/server/temporal"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -51,6 +57,10 @@ type Options struct {
 	// Logger receives the server's logs at LogLevel and above.
 	Logger   *slog.Logger
 	LogLevel slog.Level
+	// AllVisibilityIndexes keeps every visibility index of Temporal's
+	// schema in a new store (by default the ones no tool here needs are
+	// dropped: pruneVisibilityIndexes).
+	AllVisibilityIndexes bool
 	// DynamicConfig overrides server settings (tests use it to shrink limits).
 	DynamicConfig map[string]any
 	// TLS makes the frontend serve TLS, and require client certificates
@@ -326,6 +336,7 @@ func serverConfig(opts Options) (*config.Config, error) {
 // sqliteConfig prepares the database: schema on a new file, namespaces.
 func sqliteConfig(opts Options) (*config.SQL, error) {
 	conf := &config.SQL{PluginName: sqliteplugin.PluginName}
+	fresh := true // a new store: its visibility indexes are pruned
 	if opts.DatabaseFile == "" {
 		conf.ConnectAttributes = map[string]string{"mode": "memory", "cache": "shared"}
 		conf.DatabaseName = "artifactstate-" + strconv.FormatUint(rand.Uint64(), 36)
@@ -345,6 +356,8 @@ func sqliteConfig(opts Options) (*config.SQL, error) {
 			return nil, fmt.Errorf("devserver database file: %w", err)
 		} else if err := forgetMembers(opts.DatabaseFile); err != nil {
 			return nil, err
+		} else {
+			fresh = false
 		}
 	}
 	var namespaces []*sqliteschema.NamespaceConfig
@@ -361,7 +374,101 @@ func sqliteConfig(opts Options) (*config.SQL, error) {
 	if err := sqliteschema.CreateNamespaces(conf, namespaces...); err != nil {
 		return nil, fmt.Errorf("devserver namespaces: %w", err)
 	}
+	if fresh && !opts.AllVisibilityIndexes {
+		var used []string
+		for _, nc := range namespaces {
+			for field := range nc.Detail.GetConfig().GetCustomSearchAttributeAliases() {
+				if !slices.Contains(used, field) {
+					used = append(used, field)
+				}
+			}
+		}
+		if err := pruneVisibilityIndexes(conf, used); err != nil {
+			return nil, err
+		}
+	}
 	return conf, nil
+}
+
+// Visibility indexes. Temporal's SQLite schema indexes every system and
+// custom search attribute slot of every execution: 58 indexes, each holding
+// an entry per run even where the attribute is unset. On a store of entities
+// they were 72 % of the bytes per new pair and, with the inserts behind them,
+// about a third of the CPU of creating one (docs/benchmarks.md, "Where a new
+// pair's cost goes"). A new store keeps the ones below: the default listing,
+// the lookups the Web UI, the temporal CLI, this service's tools and
+// Temporal's own workers make (by workflow ID, type, status, task queue,
+// execution time; Worker Versioning's drainage and `release status`), and
+// those of the custom search attributes the namespaces map. A query on an
+// attribute whose index was dropped still works, by a scan.
+var (
+	visibilityIndexesKept = []string{
+		"default_idx", "by_execution_time", "by_workflow_id", "by_workflow_type", "by_status", "by_task_queue",
+		"by_temporal_worker_deployment_version", "by_temporal_workflow_versioning_behavior", "by_temporal_worker_deployment",
+	}
+	visibilityIndexesSystemDropped = []string{
+		"by_history_length", "by_history_size_bytes", "by_execution_duration", "by_state_transition_count",
+		"by_parent_workflow_id", "by_parent_run_id", "by_root_workflow_id", "by_root_run_id",
+		"by_batcher_user", "by_temporal_scheduled_start_time", "by_temporal_scheduled_by_id",
+		"by_temporal_schedule_paused", "by_temporal_namespace_division", "by_temporal_pause_info",
+		"by_temporal_low_cardinality_keyword_01",
+	}
+	// visibilitySlots are the slots of each type, custom and Temporal's own.
+	visibilitySlots = map[string]struct{ custom, temporal int }{
+		"bool": {3, 2}, "datetime": {3, 2}, "double": {3, 2}, "int": {3, 2}, "keyword": {10, 4},
+	}
+)
+
+// VisibilityIndexesKept are the visibility indexes a new store whose
+// namespaces map the custom search attribute fields usedFields (Keyword01,
+// Int02) keeps, sorted.
+func VisibilityIndexesKept(usedFields []string) []string {
+	kept := slices.Clone(visibilityIndexesKept)
+	for _, field := range usedFields {
+		kept = append(kept, slotIndex(field))
+	}
+	slices.Sort(kept)
+	return kept
+}
+
+// slotIndex is the name of the index on a custom search attribute field:
+// Keyword06 → by_keyword_06.
+func slotIndex(field string) string {
+	i := strings.IndexFunc(field, func(r rune) bool { return r >= '0' && r <= '9' })
+	if i < 0 {
+		return ""
+	}
+	return "by_" + strings.ToLower(field[:i]) + "_" + field[i:]
+}
+
+// pruneVisibilityIndexes drops the visibility indexes a new store does not
+// keep, through the plugin's own connection (an in-memory store exists only
+// there).
+func pruneVisibilityIndexes(conf *config.SQL, usedFields []string) error {
+	keep := VisibilityIndexesKept(usedFields)
+	drop := slices.Clone(visibilityIndexesSystemDropped)
+	for typ, n := range visibilitySlots {
+		for i := 1; i <= n.custom; i++ {
+			drop = append(drop, fmt.Sprintf("by_%s_%02d", typ, i))
+		}
+		for i := 1; i <= n.temporal; i++ {
+			drop = append(drop, fmt.Sprintf("by_temporal_%s_%02d", typ, i))
+		}
+	}
+	db, err := persistencesql.NewSQLAdminDB(sqlplugin.DbKindUnknown, conf, resolver.NewNoopResolver(), temporallog.NewNoopLogger(), metrics.NoopMetricsHandler)
+	if err != nil {
+		return fmt.Errorf("devserver open the store to prune its visibility indexes: %w", err)
+	}
+	defer func() { _ = db.Close() }()
+	for _, name := range drop {
+		if slices.Contains(keep, name) {
+			continue
+		}
+		if err := db.Exec("DROP INDEX IF EXISTS " + name); err != nil {
+			return fmt.Errorf("devserver drop visibility index %s: %w", name, err)
+		}
+	}
+	return nil
 }
 
 // forgetMembers deletes the cluster membership rows a previous process left

@@ -2,10 +2,13 @@ package multiprocess
 
 import (
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -68,6 +71,35 @@ func TestDevStoreIsWALAndSurvivesSIGKILL(t *testing.T) {
 	}
 	if synchronous != 1 || busy != 10000 {
 		t.Fatalf("synchronous=%d busy_timeout=%d, want 1 (NORMAL) and 10000", synchronous, busy)
+	}
+
+	// A new store keeps only the visibility indexes something here queries
+	// by, and those of the slots the service's own search attributes took
+	// (one keyword: the user; two ints: the artifact and the history
+	// version; Temporal picks the slots at random).
+	rows, err := live.Query(`SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'executions_visibility' AND sql IS NOT NULL ORDER BY name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var indexes, slots []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(name, "by_keyword_") || strings.HasPrefix(name, "by_int_") {
+			slots = append(slots, strings.TrimRight(name, "0123456789"))
+		} else {
+			indexes = append(indexes, name)
+		}
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		t.Fatal(err)
+	}
+	want := devserver.VisibilityIndexesKept(nil)
+	slices.Sort(slots)
+	if !slices.Equal(indexes, want) || !slices.Equal(slots, []string{"by_int_", "by_int_", "by_keyword_"}) {
+		t.Fatalf("the live store's visibility indexes are\n%v and custom slots %v\nwant\n%v and one keyword, two int slots", indexes, slots, want)
 	}
 
 	const pairs = 50
