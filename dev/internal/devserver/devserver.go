@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -509,12 +510,47 @@ func checkFree(ip string, port int) error {
 	return ln.Close()
 }
 
-// FreePort asks the kernel for a loopback port nobody listens on now.
+// FreePort finds a loopback port nobody listens on now, below the kernel's
+// ephemeral range: a port from that range (what listening on port 0 hands
+// out) can be taken, before the caller binds it, by the local end of any
+// outgoing connection, which on a machine running tests in parallel
+// happened ("bind: address already in use"). Ports handed out once are not
+// handed out again by this process.
 func FreePort() (int, error) {
+	low := ephemeralLow()
+	for range 200 {
+		port := low - 1 - rand.IntN(min(low-1024, 12000))
+		if _, taken := portsHandedOut.LoadOrStore(port, true); taken {
+			continue
+		}
+		if ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err == nil {
+			return port, ln.Close()
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("devserver: no free port: %w", err)
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+var portsHandedOut sync.Map
+
+// ephemeralLow is the first port of the kernel's ephemeral range (Linux's
+// default 32768 where it cannot be read).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	fields := strings.Fields(string(b))
+	if len(fields) == 0 {
+		return 32768
+	}
+	low, err := strconv.Atoi(fields[0])
+	if err != nil || low < 2048 {
+		return 32768
+	}
+	return low
 }
