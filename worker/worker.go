@@ -147,6 +147,14 @@ func deploymentOptions(v config.Versioning) sdkworker.DeploymentOptions {
 	}
 }
 
+// minimumPollers is the fewest pollers autoscaling keeps on a queue. A
+// query is handed only to a poller already waiting: with the SDK's default
+// minimum (1) the pollers followed the queues' backlog down, and cold strong
+// reads right after a restart timed out in bursts (3 to 18 × 504 per minute
+// at 32 readers); with 16, none in the same runs (docs/benchmarks.md, "Cold
+// reads after a restart").
+const minimumPollers = 16
+
 // pollers is the poller behavior of one queue; max is the most pollers
 // (autoscaling) or their fixed number (simple).
 func pollers(cfg config.Worker, max int) sdkworker.PollerBehavior {
@@ -154,7 +162,7 @@ func pollers(cfg config.Worker, max int) sdkworker.PollerBehavior {
 		return sdkworker.NewPollerBehaviorSimpleMaximum(sdkworker.PollerBehaviorSimpleMaximumOptions{MaximumNumberOfPollers: max})
 	}
 	return sdkworker.NewPollerBehaviorAutoscaling(sdkworker.PollerBehaviorAutoscalingOptions{
-		MaximumNumberOfPollers: max, InitialNumberOfPollers: min(max, 5),
+		MaximumNumberOfPollers: max, InitialNumberOfPollers: min(max, minimumPollers), MinimumNumberOfPollers: min(max, minimumPollers),
 	})
 }
 

@@ -13,7 +13,8 @@ type Worker struct {
 	// StickyCacheSize is how many entities the worker keeps in memory.
 	StickyCacheSize int `yaml:"stickyCacheSize" env:"STICKY_CACHE_SIZE"`
 	// PollerBehavior is autoscaling (the SDK grows and shrinks the pollers
-	// of each queue between 1 and WorkflowTaskPollers/ActivityTaskPollers,
+	// of each queue between 16 (or the maximum, if lower) and
+	// WorkflowTaskPollers/ActivityTaskPollers,
 	// and keeps polling the entity queue while the worker's sticky queue has
 	// a backlog) or simple (a fixed number; under load every poll can move
 	// to the sticky queue and new entities' first tasks wait for seconds).
