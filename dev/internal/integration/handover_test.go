@@ -12,6 +12,7 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
 
 	"github.com/artifactstate/artifactstate/dev/internal/testenv"
@@ -122,32 +123,18 @@ func TestWritesRacingAContinueAsNew(t *testing.T) {
 }
 
 // runsReceived counts the signals in every run of a workflow and the runs
-// that accepted each update ID, walking the continue-as-new chain back from
-// the current run.
+// that accepted each update ID.
 func runsReceived(t *testing.T, c client.Client, workflowID string) (int64, map[string]int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
 	var n int64
 	accepted := map[string]int{}
-	for runID, first := "", true; first || runID != ""; first = false {
-		it := c.GetWorkflowHistory(ctx, workflowID, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-		runID = ""
-		for it.HasNext() {
-			ev, err := it.Next()
-			if err != nil {
-				t.Fatalf("history of %s: %v", workflowID, err)
-			}
-			if a := ev.GetWorkflowExecutionStartedEventAttributes(); a != nil {
-				runID = a.GetContinuedExecutionRunId()
-			}
-			if ev.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED {
-				n++
-			}
-			if a := ev.GetWorkflowExecutionUpdateAcceptedEventAttributes(); a != nil {
-				accepted[a.GetAcceptedRequest().GetMeta().GetUpdateId()]++
-			}
+	eachRunEvent(t, c, workflowID, func(_ string, ev *historypb.HistoryEvent) {
+		if ev.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED {
+			n++
 		}
-	}
+		if a := ev.GetWorkflowExecutionUpdateAcceptedEventAttributes(); a != nil {
+			accepted[a.GetAcceptedRequest().GetMeta().GetUpdateId()]++
+		}
+	})
 	return n, accepted
 }

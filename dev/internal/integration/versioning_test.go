@@ -7,6 +7,7 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
@@ -210,29 +211,37 @@ func countPinned(t *testing.T, c client.Client, cfg config.Config, build string,
 // workflow task (a replay on another build that went wrong).
 func noFailedTasks(t *testing.T, c client.Client, keys ...entityid.Key) {
 	t.Helper()
-	ctx := ctxTimeout(t, time.Minute)
 	for _, k := range keys {
-		runID := ""
-		for {
-			it := c.GetWorkflowHistory(ctx, k.WorkflowID(), runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-			previous := ""
-			for it.HasNext() {
-				ev, err := it.Next()
-				if err != nil {
-					t.Fatal(err)
-				}
-				if ev.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_TASK_FAILED {
-					t.Errorf("%s run %s: failed workflow task: %v", k, runID, ev.GetWorkflowTaskFailedEventAttributes().GetFailure().GetMessage())
-				}
-				if a := ev.GetWorkflowExecutionStartedEventAttributes(); a != nil {
-					previous = a.GetContinuedExecutionRunId()
-				}
+		eachRunEvent(t, c, k.WorkflowID(), func(runID string, ev *historypb.HistoryEvent) {
+			if ev.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_TASK_FAILED {
+				t.Errorf("%s run %s: failed workflow task: %v", k, runID, ev.GetWorkflowTaskFailedEventAttributes().GetFailure().GetMessage())
 			}
-			if previous == "" {
-				break
+		})
+	}
+}
+
+// eachRunEvent calls f with every event of every run of a workflow, walking
+// the continue-as-new chain back from the current run ("" names it).
+func eachRunEvent(t *testing.T, c client.Client, workflowID string, f func(runID string, ev *historypb.HistoryEvent)) {
+	t.Helper()
+	ctx := ctxTimeout(t, time.Minute)
+	for runID := ""; ; {
+		it := c.GetWorkflowHistory(ctx, workflowID, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		previous := ""
+		for it.HasNext() {
+			ev, err := it.Next()
+			if err != nil {
+				t.Fatalf("history of %s run %s: %v", workflowID, runID, err)
 			}
-			runID = previous
+			f(runID, ev)
+			if a := ev.GetWorkflowExecutionStartedEventAttributes(); a != nil {
+				previous = a.GetContinuedExecutionRunId()
+			}
 		}
+		if previous == "" {
+			return
+		}
+		runID = previous
 	}
 }
 
