@@ -284,7 +284,7 @@ func (c *Client) readState(ctx context.Context, key entityid.Key) (workflows.Sta
 		// A read is idempotent: one that failed for a moment (the query
 		// buffer of an entity busy with a task, matching that lost its
 		// pollers for a moment) is sent again within the caller's deadline.
-		if !retryableQuery(err) || !timeLeft(ctx, backoff) {
+		if !retryableQuery(ctx, err) || !timeLeft(ctx, backoff) {
 			return out, classifyRead(ctx, attempts, err)
 		}
 		select {
@@ -303,9 +303,10 @@ const (
 
 // retryableQuery reports whether a query that failed with err may succeed
 // when sent again soon: the frontend or matching unavailable or
-// overloaded, the entity's query buffer full, no poller seen recently.
-func retryableQuery(err error) bool {
-	return unavailable(err) || noRecentPoller(err)
+// overloaded, the entity's query buffer full, no poller seen recently, the
+// query cancelled by the server (the poll it went to died with its worker).
+func retryableQuery(ctx context.Context, err error) bool {
+	return unavailable(err) || noRecentPoller(err) || serverCancelled(ctx, err)
 }
 
 // timeLeft reports whether ctx leaves time for a pause of d and another

@@ -70,6 +70,8 @@ func classifyRead(ctx context.Context, attempts *temporalclient.Attempts, err er
 	switch {
 	case err == nil:
 		return nil
+	case serverCancelled(ctx, err):
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	case errors.Is(err, context.Canceled):
 		return err
 	case errors.As(err, &notReady):
@@ -93,6 +95,14 @@ func classifyRead(ctx context.Context, attempts *temporalclient.Attempts, err er
 		return fmt.Errorf("%w: %v", ErrTimeout, err)
 	}
 	return err
+}
+
+// serverCancelled reports whether Temporal answered Canceled to a call
+// whose caller had not given up: a query handed to a worker's poll that
+// died with its worker (the dead-worker test saw it a few milliseconds
+// after a SIGKILL). Nothing of the caller's was cancelled.
+func serverCancelled(ctx context.Context, err error) bool {
+	return ctx.Err() == nil && code(err) == codes.Canceled
 }
 
 func unavailable(err error) bool {

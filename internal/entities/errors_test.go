@@ -26,3 +26,19 @@ func TestNoRecentPollerIsUnavailable(t *testing.T) {
 	require.False(t, errors.Is(got, ErrUnavailable), "another failed precondition is not a 503: %v", got)
 	require.Equal(t, other, got)
 }
+
+// Temporal answering Canceled while the caller still waits (a query handed
+// to the poll of a worker that was just killed) is a retryable 503, not a
+// 500; the caller's own cancellation stays a cancellation.
+func TestServerCancellationIsUnavailable(t *testing.T) {
+	attempts := &temporalclient.Attempts{}
+	cancelled := serviceerror.NewCanceled("context canceled")
+	live := context.Background()
+	require.ErrorIs(t, classifyRead(live, attempts, cancelled), ErrUnavailable)
+	require.True(t, retryableQuery(live, cancelled))
+
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.False(t, errors.Is(classifyRead(gone, attempts, cancelled), ErrUnavailable))
+	require.False(t, retryableQuery(gone, cancelled))
+}
