@@ -24,9 +24,13 @@ type API struct {
 	TLS       ServerTLS `yaml:"tls" envPrefix:"TLS_"`
 	RateLimit RateLimit `yaml:"rateLimit" envPrefix:"RATE_LIMIT_"`
 	// MaxInFlightTemporalCalls bounds the API's concurrent calls to Temporal
-	// in this process; past it requests get 503 at once instead of queueing
-	// until they time out. 0: no bound.
+	// in this process; past it up to MaxQueuedTemporalCalls requests wait
+	// their turn (in order, within their deadline), and past those requests
+	// get 503 with Retry-After at once instead of piling onto a saturated
+	// Temporal until they time out. Size it from the measured capacity
+	// (docs/benchmarks.md, "Admission control"). 0: no bound.
 	MaxInFlightTemporalCalls int `yaml:"maxInFlightTemporalCalls" env:"MAX_IN_FLIGHT_TEMPORAL_CALLS"`
+	MaxQueuedTemporalCalls   int `yaml:"maxQueuedTemporalCalls" env:"MAX_QUEUED_TEMPORAL_CALLS"`
 	// The fan-out call (one command on one artifact for many users): at
 	// most MaxFanoutUsers users per call, FanoutConcurrency of its items
 	// in flight at once, the whole call bounded by FanoutTimeout (each item
@@ -84,7 +88,8 @@ func defaultAPI() API {
 		WriteTimeout:             30 * time.Second,
 		IdleTimeout:              2 * time.Minute,
 		MaxHeaderBytes:           32 << 10,
-		MaxInFlightTemporalCalls: 1000,
+		MaxInFlightTemporalCalls: 64,
+		MaxQueuedTemporalCalls:   256,
 		MaxFanoutUsers:           1000,
 		FanoutConcurrency:        32,
 		FanoutTimeout:            time.Minute,
@@ -117,6 +122,9 @@ func (a API) check(p *Problems) {
 	}
 	if a.MaxInFlightTemporalCalls < 0 {
 		p.Add("api.maxInFlightTemporalCalls", "must be 0 (no bound) or positive, got %d", a.MaxInFlightTemporalCalls)
+	}
+	if a.MaxQueuedTemporalCalls < 0 {
+		p.Add("api.maxQueuedTemporalCalls", "must be 0 (no queue: 503 at once past api.maxInFlightTemporalCalls) or positive, got %d", a.MaxQueuedTemporalCalls)
 	}
 	a.checkFanout(p)
 	for _, b := range []struct {

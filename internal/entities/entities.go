@@ -42,9 +42,10 @@ type Options struct {
 	// (internal/searchattr), which must be registered in the namespace.
 	SearchAttributes bool
 	// MaxInFlight bounds the concurrent calls to Temporal (writes and
-	// queries); past it a call fails at once with ErrUnavailable instead of
-	// queueing until its timeout. 0: no bound.
-	MaxInFlight int
+	// queries); past it up to MaxQueued calls wait their turn, and a call
+	// finding the queue full fails at once with ErrUnavailable (see
+	// limits.Gate). 0: no bound.
+	MaxInFlight, MaxQueued int
 }
 
 // DefaultReadTimeout bounds a query when Options.ReadTimeout is not set.
@@ -67,7 +68,7 @@ func New(temporal client.Client, opts Options, logger *slog.Logger) *Client {
 	if opts.ReadTimeout <= 0 {
 		opts.ReadTimeout = DefaultReadTimeout
 	}
-	c := &Client{temporal: temporal, opts: opts, logger: logger, inFlight: limits.NewGate(opts.MaxInFlight)}
+	c := &Client{temporal: temporal, opts: opts, logger: logger, inFlight: limits.NewGate(opts.MaxInFlight, opts.MaxQueued)}
 	c.reads = newCoalescer(opts.ReadTimeout, c.readState)
 	return c
 }
@@ -91,7 +92,7 @@ func (c *Client) Apply(ctx context.Context, key entityid.Key, cmd Command) (work
 	if !cmd.Kind.Valid() {
 		return workflows.State{}, fmt.Errorf("unknown command kind %q", cmd.Kind)
 	}
-	release, err := c.enter()
+	release, err := c.enter(ctx)
 	if err != nil {
 		return workflows.State{}, err
 	}
@@ -227,10 +228,13 @@ func (c *Client) State(ctx context.Context, key entityid.Key) (workflows.State, 
 }
 
 // enter takes one of the MaxInFlight slots.
-func (c *Client) enter() (func(), error) {
-	release, err := c.inFlight.Enter()
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v (api.maxInFlightTemporalCalls)", ErrUnavailable, err)
+func (c *Client) enter(ctx context.Context) (func(), error) {
+	release, err := c.inFlight.Enter(ctx)
+	switch {
+	case errors.Is(err, limits.ErrOverloaded):
+		return nil, fmt.Errorf("%w: %v (api.maxInFlightTemporalCalls, api.maxQueuedTemporalCalls)", ErrUnavailable, err)
+	case err != nil:
+		return nil, err
 	}
 	return release, nil
 }
@@ -248,7 +252,7 @@ func (c *Client) Ready(ctx context.Context) error {
 // or no worker of its build is left) answers the state folded from its
 // history, as the re-creation does.
 func (c *Client) readState(ctx context.Context, key entityid.Key) (workflows.State, error) {
-	release, err := c.enter()
+	release, err := c.enter(ctx)
 	if err != nil {
 		return workflows.State{}, err
 	}

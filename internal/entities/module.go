@@ -15,8 +15,16 @@ import (
 // api.maxInFlightTemporalCalls concurrent calls.
 var Module = fx.Module("entities",
 	fx.Provide(func(c client.Client, temporal config.Temporal, api config.API, logger *slog.Logger, dc converter.DataConverter) *Client {
-		return New(c, Options{Namespace: temporal.Namespace, TaskQueue: temporal.TaskQueue,
-			ReadTimeout: api.RequestTimeout, SearchAttributes: temporal.SearchAttributes,
-			DataConverter: dc, MaxInFlight: api.MaxInFlightTemporalCalls}, logger)
+		opts := OptionsFrom(temporal, api)
+		opts.DataConverter = dc
+		return New(c, opts, logger)
 	}),
 )
+
+// OptionsFrom are the Options the configuration asks for (all but the
+// DataConverter).
+func OptionsFrom(temporal config.Temporal, api config.API) Options {
+	return Options{Namespace: temporal.Namespace, TaskQueue: temporal.TaskQueue,
+		ReadTimeout: api.RequestTimeout, SearchAttributes: temporal.SearchAttributes,
+		MaxInFlight: api.MaxInFlightTemporalCalls, MaxQueued: api.MaxQueuedTemporalCalls}
+}

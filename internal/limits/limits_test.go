@@ -146,24 +146,66 @@ func TestClientKeyPrefersTheSubject(t *testing.T) {
 }
 
 func TestGateShedsPastItsBound(t *testing.T) {
-	t.Parallel()
-	g := NewGate(2)
-	r1, err := g.Enter()
+	ctx := context.Background()
+	g := NewGate(2, 0)
+	r1, err := g.Enter(ctx)
 	require.NoError(t, err)
-	r2, err := g.Enter()
+	r2, err := g.Enter(ctx)
 	require.NoError(t, err)
-	_, err = g.Enter()
+	_, err = g.Enter(ctx)
 	require.True(t, errors.Is(err, ErrOverloaded), fmt.Sprint(err))
 	require.Equal(t, 2, g.InFlight())
 	r1()
-	r3, err := g.Enter()
+	r3, err := g.Enter(ctx)
 	require.NoError(t, err)
 	r2()
 	r3()
 	require.Zero(t, g.InFlight())
 
-	var none *Gate = NewGate(0)
-	release, err := none.Enter()
+	var none *Gate = NewGate(0, 0)
+	release, err := none.Enter(ctx)
 	require.NoError(t, err)
 	release()
+}
+
+// Past the bound, calls wait in a queue of bounded length for a slot: one
+// finding the queue full is refused at once, a queued one goes when a slot
+// frees, and one whose turn would come too late for its deadline is
+// refused before the deadline (never sent), not left to time out.
+func TestGateQueuesUpToItsQueueLength(t *testing.T) {
+	ctx := context.Background()
+	g := NewGate(1, 1)
+	r1, err := g.Enter(ctx)
+	require.NoError(t, err)
+
+	entered := make(chan func(), 1)
+	go func() {
+		release, err := g.Enter(ctx)
+		if err != nil {
+			panic(err)
+		}
+		entered <- release
+	}()
+	require.Eventually(t, func() bool { return g.Queued() == 1 }, 5*time.Second, time.Millisecond)
+	_, err = g.Enter(ctx)
+	require.ErrorIs(t, err, ErrOverloaded, "the queue is full")
+
+	r1()
+	select {
+	case r2 := <-entered:
+		require.Equal(t, 1, g.InFlight())
+		require.Zero(t, g.Queued())
+		r2()
+	case <-time.After(5 * time.Second):
+		t.Fatal("the queued call did not get the freed slot")
+	}
+
+	r3, err := g.Enter(ctx)
+	require.NoError(t, err)
+	short, cancel := context.WithTimeout(ctx, queueMargin+50*time.Millisecond)
+	defer cancel()
+	_, err = g.Enter(short)
+	require.ErrorIs(t, err, ErrOverloaded)
+	require.NoError(t, short.Err(), "refused before the caller's deadline")
+	r3()
 }

@@ -48,25 +48,44 @@ const (
 	warmCalls = 30
 	// downFor is how long a killed process stays dead before the restart.
 	downFor = 10 * time.Second
+	// frozenFor is how long a frozen process stays stopped.
+	frozenFor = 20 * time.Second
 )
 
-// fault is one process to crash, or, with rollout, a planned versioned
-// rollout of the workers to a new build (Target names it in the report).
+// fault is one process to crash (SIGKILL, restarted after downFor) or to
+// freeze (SIGSTOP for frozenFor, then SIGCONT), or a planned change: a
+// rolling restart of every process, a versioned rollout of the workers to a
+// new build. Target names it in the report.
 type fault struct {
-	Name    string
-	Target  string
-	rollout bool
+	Name   string
+	Target string
+	kind   faultKind
 }
+
+type faultKind int
+
+const (
+	kill faultKind = iota
+	freeze
+	rollingRestart
+	rollout
+)
+
+// planned reports a change an operator makes on purpose: it must cost no
+// failed call.
+func (f fault) planned() bool { return f.kind == rollingRestart || f.kind == rollout }
 
 func faults(t *testing.T) []fault {
 	all := []fault{
 		{Name: "one Cassandra node", Target: localcluster.CassandraName(3)},
+		{Name: "one Cassandra node frozen", Target: localcluster.CassandraName(2), kind: freeze},
 		{Name: "one history host", Target: localcluster.HistoryName(2)},
-		{Name: "the matching service", Target: localcluster.MatchingName},
+		{Name: "one matching host", Target: localcluster.MatchingName(2)},
 		{Name: "one worker", Target: localcluster.WorkerName(2)},
 		{Name: "one api node", Target: localcluster.APIName(2)},
+		{Name: "a rolling restart of every process", Target: "rolling-restart", kind: rollingRestart},
 		// Last: it replaces the workers.
-		{Name: "a versioned worker rollout", Target: "rollout", rollout: true},
+		{Name: "a versioned worker rollout", Target: "rollout", kind: rollout},
 	}
 	only := os.Getenv(onlyEnv)
 	if only == "" {
@@ -271,18 +290,27 @@ func runFault(ctx context.Context, t *testing.T, c *localcluster.Cluster, nodes 
 	}
 	killedAt := time.Now()
 	var restarted, readyAt time.Time
-	if f.rollout {
-		restarted, readyAt = rollout(ctx, t, c, run)
-	} else {
+	switch f.kind {
+	case rollout:
+		restarted, readyAt = rolloutWorkers(ctx, t, c, run)
+	case rollingRestart:
+		restarted, readyAt = restartEveryProcess(ctx, t, c, l)
+	case freeze:
+		if err := c.Freeze(f.Target); err != nil {
+			t.Fatal(err)
+		}
+		pause(ctx, t, frozenFor)
+		restarted = time.Now()
+		if err := c.Thaw(f.Target); err != nil {
+			t.Fatal(err)
+		}
+		readyAt = time.Now()
+	default:
 		killedNs.Store(killedAt.UnixNano())
 		if err := c.Kill(f.Target); err != nil {
 			t.Fatal(err)
 		}
-		select {
-		case <-ctx.Done():
-			t.Fatal(ctx.Err())
-		case <-time.After(downFor): // the fault's length, not a synchronisation
-		}
+		pause(ctx, t, downFor)
 		restarted = time.Now()
 		if err := c.Start(ctx, f.Target); err != nil {
 			t.Fatalf("%s: restart %s: %v", f.Name, f.Target, err)
@@ -343,8 +371,8 @@ func runFault(ctx context.Context, t *testing.T, c *localcluster.Cluster, nodes 
 	for _, v := range r.Violations {
 		t.Errorf("%s: %s", f.Name, v)
 	}
-	if f.rollout && r.FailedCalls > 0 {
-		t.Errorf("%s: %d calls failed (%v); a planned rollout must cost none", f.Name, r.FailedCalls, r.Failures)
+	if f.planned() && r.FailedCalls > 0 {
+		t.Errorf("%s: %d calls failed (%v); a planned change must cost none", f.Name, r.FailedCalls, r.Failures)
 	}
 
 	// Nothing acknowledged lost: through both nodes, then the read model.
@@ -381,6 +409,15 @@ func runFault(ctx context.Context, t *testing.T, c *localcluster.Cluster, nodes 
 		"within %.1fs from first to last failure, lost writes %d, %s", f.Name, r.RestartTook, r.Calls, r.AcknowledgedWrites,
 		r.FailedCalls, r.Failures, r.FailingSeconds, r.LongestFailing, r.OutageSeconds, r.LostWrites, r.Linearizability)
 	return r, l.ledger
+}
+
+// pause waits for d: the length of a fault, not a synchronisation.
+func pause(ctx context.Context, t *testing.T, d time.Duration) {
+	select {
+	case <-ctx.Done():
+		t.Fatal(ctx.Err())
+	case <-time.After(d):
+	}
 }
 
 // span is a stretch of time.

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -42,8 +43,26 @@ type load struct {
 	// the given times may have found that node killed.
 	nodeDown func(node int, began, ended time.Time) bool
 
+	// out is 1 + the api node out of rotation (0: none), as a load
+	// balancer takes a draining node out.
+	out atomic.Int32
+
 	mu    sync.Mutex
 	calls []call
+}
+
+// takeOut and putBack move an api node out of and back into rotation.
+func (l *load) takeOut(node int) { l.out.Store(int32(node + 1)) }
+func (l *load) putBack(int)      { l.out.Store(0) }
+
+// pick is the node of a client's k-th call: round robin, skipping the one
+// out of rotation.
+func (l *load) pick(client, k int) int {
+	node := (client + k) % len(l.nodes)
+	if int(l.out.Load()) == node+1 {
+		node = (node + 1) % len(l.nodes)
+	}
+	return node
 }
 
 var writeKinds = []workflows.CommandKind{
@@ -76,7 +95,7 @@ func (l *load) run(clients int, interval time.Duration, seed uint64, stop <-chan
 					return
 				case <-tick.C:
 				}
-				node := (i + k) % len(l.nodes)
+				node := l.pick(i, k)
 				p := l.pairs[rng.IntN(len(l.pairs))]
 				if rng.IntN(2) == 0 {
 					l.write(i, node, writeKinds[rng.IntN(len(writeKinds))], p)

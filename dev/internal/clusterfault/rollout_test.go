@@ -15,14 +15,14 @@ import (
 	"github.com/artifactstate/artifactstate/internal/release"
 )
 
-// rollout rehearses a release of the workers with Worker Versioning, as the
+// rolloutWorkers rehearses a release of the workers with Worker Versioning, as the
 // README's runbook does it, under the fault's load: two workers of a new
 // build start beside the two running ones, the new build becomes current
 // (`release promote`), the entities pinned to the old build move to it
 // (each at its next command, the idle ones by `release upgrade`), and once
 // none is left on the old build its workers stop (SIGTERM). It returns when
 // the new build became current and when the old workers were gone.
-func rollout(ctx context.Context, t *testing.T, c *localcluster.Cluster, run string) (promoted, drained time.Time) {
+func rolloutWorkers(ctx context.Context, t *testing.T, c *localcluster.Cluster, run string) (promoted, drained time.Time) {
 	t.Helper()
 	namespace := c.Deployment().Namespace
 	tc, err := client.DialContext(ctx, client.Options{HostPort: c.FrontendAddress(), Namespace: namespace, Identity: "fault-test-rollout"})

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -318,4 +319,48 @@ func TestTemporalOutageGives503ThenRecovers(t *testing.T) {
 		return nil
 	})
 	require.Equal(t, http.StatusOK, do(t, http.MethodGet, s.api.URL+"/readyz", "").status)
+}
+
+// Past api.maxInFlightTemporalCalls and its queue, a call is refused at
+// once with 503 + Retry-After (never sent, never a 504 after waiting), the
+// queued ones are served, and the API serves normally once the burst ends.
+func TestABurstPastTheAdmissionBoundIsRefusedWithRetryAfter(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, func(c *config.Config) {
+		c.API.MaxInFlightTemporalCalls, c.API.MaxQueuedTemporalCalls, c.API.FanoutConcurrency = 1, 2, 1
+	})
+	const callers = 32
+	start := make(chan struct{})
+	answers := make(chan response, callers)
+	var wg sync.WaitGroup
+	for i := range callers {
+		wg.Go(func() {
+			<-start
+			r, err := try(http.MethodPost, s.api.URL+"/artifactState/setArtifactAddedToUserFeed", pairBody(int64(i), "burst"))
+			if err != nil {
+				r = response{body: err.Error()}
+			}
+			answers <- r
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(answers)
+	var ok, refused int
+	for r := range answers {
+		switch {
+		case r.status == http.StatusOK && r.body == `{"success":true}`:
+			ok++
+		case r.status == http.StatusServiceUnavailable && r.header.Get("Retry-After") == "1" && strings.Contains(r.body, `"code":"unavailable"`):
+			refused++
+		default:
+			t.Errorf("answer %d %q: want 200 or 503 with Retry-After", r.status, r.body)
+		}
+	}
+	t.Logf("%d served, %d refused", ok, refused)
+	require.Positive(t, refused, "32 callers at once past a bound of 1 in flight and 2 queued: some must be refused")
+	require.GreaterOrEqual(t, ok, 3, "the call in flight and the queued ones are served")
+	for i := range 5 {
+		require.Equal(t, `{"success":true}`, s.post(t, "/artifactState/setArtifactReadByUser", pairBody(int64(i), "burst")).body, "after the burst")
+	}
 }

@@ -262,10 +262,13 @@ const (
 	cassandraNodes = 3
 	postgresName   = "postgres"
 	frontendName   = "temporal-frontend"
-	matchingName   = "temporal-matching"
 	internalWorker = "temporal-worker"
 	uiName         = "temporal-ui"
 	historyHosts   = 2
+	// matchingHosts: two, so that a matching crash moves its task queue
+	// partitions to the other host instead of stopping them (production
+	// runs three).
+	matchingHosts = 2
 )
 
 // CassandraName is the name of Cassandra node i (1-based).
@@ -274,22 +277,25 @@ func CassandraName(i int) string { return "cassandra-" + strconv.Itoa(i) }
 // HistoryName is the name of history host i (1-based).
 func HistoryName(i int) string { return "temporal-history-" + strconv.Itoa(i) }
 
+// MatchingName is the name of matching host i (1-based).
+func MatchingName(i int) string { return "temporal-matching-" + strconv.Itoa(i) }
+
 // WorkerName and APIName name the artifactstate processes (1-based).
 func WorkerName(i int) string { return "worker-" + strconv.Itoa(i) }
 func APIName(i int) string    { return "api-" + strconv.Itoa(i) }
 
-// Names of the Temporal services for callers (the fault test).
-const (
-	FrontendName = frontendName
-	MatchingName = matchingName
-)
+// FrontendName names the Temporal frontend for callers (the fault test).
+const FrontendName = frontendName
 
 func (c *Cluster) temporalNames() []string {
 	names := []string{frontendName}
 	for i := 1; i <= historyHosts; i++ {
 		names = append(names, HistoryName(i))
 	}
-	return append(names, matchingName, internalWorker)
+	for i := 1; i <= matchingHosts; i++ {
+		names = append(names, MatchingName(i))
+	}
+	return append(names, internalWorker)
 }
 
 // components lists every process of the cluster as configured.
@@ -316,7 +322,7 @@ func temporalRole(name string) string {
 	switch {
 	case name == frontendName:
 		return roleFrontend
-	case name == matchingName:
+	case strings.HasPrefix(name, "temporal-matching-"):
 		return roleMatching
 	case name == internalWorker:
 		return roleWorker
@@ -609,7 +615,7 @@ func (c *Cluster) writeTemporalConfig(name string) error {
 	p := c.st.Ports
 	services := map[string]temporalPorts{
 		roleFrontend: p.Temporal[frontendName], roleHistory: p.Temporal[HistoryName(1)],
-		roleMatching: p.Temporal[matchingName], roleWorker: p.Temporal[internalWorker],
+		roleMatching: p.Temporal[MatchingName(1)], roleWorker: p.Temporal[internalWorker],
 	}
 	services[temporalRole(name)] = p.Temporal[name]
 	y, err := renderTemporalConfig(temporalConfigParams{
@@ -922,6 +928,40 @@ func (c *Cluster) Kill(name string) error {
 	return signalAndWait(context.Background(), ps.PID, ps.Argv, syscall.SIGKILL, 10*time.Second)
 }
 
+// Freeze SIGSTOPs a component: it keeps its sockets and its place in every
+// membership but answers nothing, as a node stuck in a long GC pause or on
+// a failing disk would, until Thaw.
+func (c *Cluster) Freeze(name string) error {
+	ps, ok := c.running(name)
+	if !ok {
+		return fmt.Errorf("localcluster: %s is not running", name)
+	}
+	c.log.Info("SIGSTOP", "process", name, "pid", ps.PID)
+	return syscall.Kill(ps.PID, syscall.SIGSTOP)
+}
+
+// Thaw SIGCONTs a component Freeze stopped.
+func (c *Cluster) Thaw(name string) error {
+	ps, ok := c.proc(name)
+	if !ok {
+		return fmt.Errorf("localcluster: %s is not recorded", name)
+	}
+	c.log.Info("SIGCONT", "process", name, "pid", ps.PID)
+	return syscall.Kill(ps.PID, syscall.SIGCONT)
+}
+
+// Restart stops a component cleanly (SIGTERM: it drains), starts it again
+// and waits until it is ready: one step of a rolling restart.
+func (c *Cluster) Restart(ctx context.Context, name string) error {
+	if err := c.Stop(ctx, name); err != nil {
+		return err
+	}
+	return c.Start(ctx, name)
+}
+
+// Components lists every process of the cluster in start order.
+func (c *Cluster) Components() []string { return c.components() }
+
 // Stop stops one component cleanly (SIGTERM, SIGKILL after a grace period).
 func (c *Cluster) Stop(ctx context.Context, name string) error {
 	ps, ok := c.proc(name)
@@ -961,7 +1001,7 @@ func tierOf(name string) int {
 	switch {
 	case isApp(name) || name == uiName:
 		return tierApps
-	case name == frontendName || name == matchingName || name == internalWorker:
+	case name == frontendName || name == internalWorker || temporalRole(name) == roleMatching:
 		return tierTemporal
 	case temporalRole(name) != "":
 		return tierHistory

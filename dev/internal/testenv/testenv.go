@@ -242,6 +242,5 @@ func Eventually(t testing.TB, timeout time.Duration, cond func(context.Context) 
 
 // EntitiesOptions are the entities options the binary derives from cfg.
 func EntitiesOptions(cfg config.Config) entities.Options {
-	return entities.Options{Namespace: cfg.Temporal.Namespace, TaskQueue: cfg.Temporal.TaskQueue, ReadTimeout: cfg.API.RequestTimeout,
-		SearchAttributes: cfg.Temporal.SearchAttributes}
+	return entities.OptionsFrom(cfg.Temporal, cfg.API)
 }
