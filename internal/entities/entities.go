@@ -207,12 +207,24 @@ func (c *Client) updateWithStart(ctx context.Context, key entityid.Key, updateID
 	return res, handle.Get(ctx, &res)
 }
 
+// WorkflowTaskTimeout is how long the server waits for a worker to complete
+// an entity's workflow task before it hands the task to another worker: a
+// task handed to a worker that then died (killed, or stopping while its
+// poll was answered) leaves the entity unable to answer for that long.
+// Temporal's default is 10 s, which the fault test saw as exactly 10 s of
+// failed calls on the entities of a killed worker. An entity's task is a
+// replay of at most worker.maxHistoryEvents events (about 40 ms at 2000)
+// and a projection the SDK heartbeats; 3 s leaves that 75 times over.
+// Continue-as-new carries it to the next run.
+const WorkflowTaskTimeout = 3 * time.Second
+
 func (c *Client) startOptions(key entityid.Key, conflict enumspb.WorkflowIdConflictPolicy, reuse enumspb.WorkflowIdReusePolicy) client.StartWorkflowOptions {
 	opts := client.StartWorkflowOptions{
 		ID:                       key.WorkflowID(),
 		TaskQueue:                c.opts.TaskQueue,
 		WorkflowIDConflictPolicy: conflict,
 		WorkflowIDReusePolicy:    reuse,
+		WorkflowTaskTimeout:      WorkflowTaskTimeout,
 	}
 	if c.opts.SearchAttributes {
 		opts.TypedSearchAttributes = searchattr.ForPair(key)

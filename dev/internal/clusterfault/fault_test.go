@@ -32,6 +32,9 @@ const (
 	// OnlyEnv names the targets to crash, comma-separated (default: all),
 	// e.g. ARTIFACTSTATE_FAULT_ONLY=worker-2 while working on one.
 	onlyEnv = "ARTIFACTSTATE_FAULT_ONLY"
+	// RingRestartEnv=1 makes the rolling restart restart the Cassandra
+	// nodes too (about 2.5 more minutes).
+	ringRestartEnv = "ARTIFACTSTATE_FAULT_RING_RESTART"
 )
 
 // The load and the faults' timing.
@@ -50,6 +53,8 @@ const (
 	downFor = 10 * time.Second
 	// frozenFor is how long a frozen process stays stopped.
 	frozenFor = 20 * time.Second
+	// requestTimeout is the API nodes' api.requestTimeout (the default).
+	requestTimeout = 5 * time.Second
 )
 
 // fault is one process to crash (SIGKILL, restarted after downFor) or to
@@ -135,6 +140,11 @@ type Result struct {
 	// FirstFailure and LastFailure are seconds from the load's start.
 	FirstFailure float64 `json:"firstFailureAtSeconds,omitempty"`
 	LastFailure  float64 `json:"lastFailureAtSeconds,omitempty"`
+
+	// FailedDuringSingleInstanceRestart: of a rolling restart's failed
+	// calls, those during the restart of a process the local cluster runs
+	// only once (singleInstance).
+	FailedDuringSingleInstanceRestart int `json:"failedDuringSingleInstanceRestart,omitempty"`
 
 	Linearizability      string   `json:"linearizability"`
 	ReadModelConvergedIn float64  `json:"readModelConvergedSeconds"`
@@ -289,12 +299,15 @@ func runFault(ctx context.Context, t *testing.T, c *localcluster.Cluster, nodes 
 		t.Fatalf("%s: before the fault: %v", f.Name, err)
 	}
 	killedAt := time.Now()
-	var restarted, readyAt time.Time
+	var (
+		restarted, readyAt time.Time
+		steps              []restartStep // of a rolling restart
+	)
 	switch f.kind {
 	case rollout:
 		restarted, readyAt = rolloutWorkers(ctx, t, c, run)
 	case rollingRestart:
-		restarted, readyAt = restartEveryProcess(ctx, t, c, l)
+		restarted, readyAt, steps = restartEveryProcess(ctx, t, c, l)
 	case freeze:
 		if err := c.Freeze(f.Target); err != nil {
 			t.Fatal(err)
@@ -371,8 +384,13 @@ func runFault(ctx context.Context, t *testing.T, c *localcluster.Cluster, nodes 
 	for _, v := range r.Violations {
 		t.Errorf("%s: %s", f.Name, v)
 	}
-	if f.planned() && r.FailedCalls > 0 {
-		t.Errorf("%s: %d calls failed (%v); a planned change must cost none", f.Name, r.FailedCalls, r.Failures)
+	if f.planned() {
+		excused := failedDuring(calls, steps, singleInstance, requestTimeout)
+		r.FailedDuringSingleInstanceRestart = len(excused)
+		if n := r.FailedCalls - len(excused); n > 0 {
+			t.Errorf("%s: %d calls failed (%v; %d of them while a single-instance process %v restarted); a planned change must cost none",
+				f.Name, r.FailedCalls, r.Failures, len(excused), singleInstance)
+		}
 	}
 
 	// Nothing acknowledged lost: through both nodes, then the read model.
