@@ -16,6 +16,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/artifactstate/artifactstate/dev/internal/faultload"
 	"github.com/artifactstate/artifactstate/dev/internal/localcluster"
 	"github.com/artifactstate/artifactstate/internal/linearizability"
 	"github.com/artifactstate/artifactstate/internal/loadtest"
@@ -274,15 +275,15 @@ func runFault(ctx context.Context, t *testing.T, c *localcluster.Cluster, nodes 
 	if i := slices.Index(c.APIURLs(), apiURLOf(c, f.Target)); i >= 0 {
 		killedNode = i
 	}
-	l := &load{nodes: nodes, pairs: pairs, ledger: loadtest.NewLedger(), rec: linearizability.NewRecorder(),
-		nodeDown: func(node int, began, ended time.Time) bool {
+	l := &faultload.Load{Nodes: nodes, Pairs: pairs, Ledger: loadtest.NewLedger(), Rec: linearizability.NewRecorder(),
+		NodeDown: func(node int, began, ended time.Time) bool {
 			k, r := killedNs.Load(), readyNs.Load()
 			return node == killedNode && k != 0 && ended.UnixNano() >= k && (r == 0 || began.UnixNano() <= r)
 		}}
 	stop := make(chan struct{})
 	loadDone := make(chan struct{})
 	start := time.Now()
-	go func() { l.run(clients, callEvery, seed, stop); close(loadDone) }()
+	go func() { l.Run(clients, callEvery, seed, stop); close(loadDone) }()
 	stopLoad := func() {
 		select {
 		case <-stop:
@@ -342,44 +343,44 @@ func runFault(ctx context.Context, t *testing.T, c *localcluster.Cluster, nodes 
 	loadEnded := time.Now()
 	r.LoadEnded = since(loadEnded)
 
-	calls := l.snapshot()
+	calls := l.Snapshot()
 	r.Calls = len(calls)
 	r.Failures = map[string]int{}
 	var (
 		first, last time.Time
-		failing     []span
+		failing     []faultload.Span
 	)
 	for _, cl := range calls {
-		if cl.acked {
+		if cl.Acked {
 			r.AcknowledgedWrites++
 		}
-		if cl.err == nil {
+		if cl.Err == nil {
 			continue
 		}
-		if cl.write && !neverSent(cl.err) {
+		if cl.Write && !faultload.NeverSent(cl.Err) {
 			r.UnknownWrites++
 		}
 		r.FailedCalls++
-		r.Failures[cl.reason]++
-		if strings.HasPrefix(cl.reason, "VIOLATION") && len(r.Violations) < 10 {
+		r.Failures[cl.Reason]++
+		if strings.HasPrefix(cl.Reason, "VIOLATION") && len(r.Violations) < 10 {
 			r.Violations = append(r.Violations, fmt.Sprintf("%s at %.1fs through api node %d: %s",
-				callName(cl), since(cl.began), cl.node+1, cl.reason))
+				cl.Name(), since(cl.Began), cl.Node+1, cl.Reason))
 		}
-		if cl.ended.Before(killedAt) {
+		if cl.Ended.Before(killedAt) {
 			continue
 		}
-		failing = append(failing, span{maxTime(cl.began, killedAt), cl.ended})
-		if first.IsZero() || cl.began.Before(first) {
-			first = cl.began
+		failing = append(failing, faultload.Span{From: faultload.Later(cl.Began, killedAt), To: cl.Ended})
+		if first.IsZero() || cl.Began.Before(first) {
+			first = cl.Began
 		}
-		if cl.ended.After(last) {
-			last = cl.ended
+		if cl.Ended.After(last) {
+			last = cl.Ended
 		}
 	}
 	if !first.IsZero() {
 		r.FirstFailure, r.LastFailure = since(first), since(last)
 		r.OutageSeconds = last.Sub(first).Seconds()
-		r.FailingSeconds, r.LongestFailing = union(failing)
+		r.FailingSeconds, r.LongestFailing = faultload.Union(failing)
 	}
 	for _, v := range r.Violations {
 		t.Errorf("%s: %s", f.Name, v)
@@ -395,7 +396,7 @@ func runFault(ctx context.Context, t *testing.T, c *localcluster.Cluster, nodes 
 
 	// Nothing acknowledged lost: through both nodes, then the read model.
 	for n, node := range nodes {
-		v := loadtest.Verify(ctx, node, l.ledger, loadtest.VerifyOptions{AssumeFresh: true, SkipReadModel: n > 0,
+		v := loadtest.Verify(ctx, node, l.Ledger, loadtest.VerifyOptions{AssumeFresh: true, SkipReadModel: n > 0,
 			LoadEnded: loadEnded, ConvergeTimeout: 2 * time.Minute})
 		r.LostWrites = max(r.LostWrites, v.API.Mismatches, v.ReadModel.Mismatches)
 		if n == 0 {
@@ -412,7 +413,7 @@ func runFault(ctx context.Context, t *testing.T, c *localcluster.Cluster, nodes 
 	// What the clients saw is linearizable.
 	// The visualization of a failure goes beside the cluster dir, which
 	// is kept when the test fails.
-	lin, err := linearizability.Check(l.rec.History(), linearizability.Options{Timeout: time.Minute,
+	lin, err := linearizability.Check(l.Rec.History(), linearizability.Options{Timeout: time.Minute,
 		Visualization: filepath.Join(filepath.Dir(c.Dir()), "linearizability-"+f.Target+".html")})
 	if err != nil {
 		t.Errorf("%s: linearizability check: %v", f.Name, err)
@@ -426,7 +427,7 @@ func runFault(ctx context.Context, t *testing.T, c *localcluster.Cluster, nodes 
 	t.Logf("%s: restart took %.1fs; %d calls, %d acknowledged writes, %d failed (%v), failing for %.1fs (longest %.1fs) "+
 		"within %.1fs from first to last failure, lost writes %d, %s", f.Name, r.RestartTook, r.Calls, r.AcknowledgedWrites,
 		r.FailedCalls, r.Failures, r.FailingSeconds, r.LongestFailing, r.OutageSeconds, r.LostWrites, r.Linearizability)
-	return r, l.ledger
+	return r, l.Ledger
 }
 
 // pause waits for d: the length of a fault, not a synchronisation.
@@ -438,43 +439,6 @@ func pause(ctx context.Context, t *testing.T, d time.Duration) {
 	}
 }
 
-// span is a stretch of time.
-type span struct{ from, to time.Time }
-
-func maxTime(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
-}
-
-// union returns the total length of spans and their longest unbroken
-// stretch, in seconds.
-func union(spans []span) (total, longest float64) {
-	slices.SortFunc(spans, func(a, b span) int { return a.from.Compare(b.from) })
-	var cur span
-	flush := func() {
-		d := cur.to.Sub(cur.from).Seconds()
-		total += d
-		longest = max(longest, d)
-	}
-	for i, s := range spans {
-		switch {
-		case i == 0:
-			cur = s
-		case !s.from.After(cur.to):
-			cur.to = maxTime(cur.to, s.to)
-		default:
-			flush()
-			cur = s
-		}
-	}
-	if len(spans) > 0 {
-		flush()
-	}
-	return total, longest
-}
-
 func apiURLOf(c *localcluster.Cluster, name string) string {
 	for i, u := range c.APIURLs() {
 		if localcluster.APIName(i+1) == name {
@@ -484,16 +448,9 @@ func apiURLOf(c *localcluster.Cluster, name string) string {
 	return ""
 }
 
-func callName(c call) string {
-	if c.write {
-		return "write"
-	}
-	return "strong read"
-}
-
 // waitCalls waits until warmCalls calls that began after t succeeded
 // through each of the nodes, within two minutes.
-func waitCalls(ctx context.Context, l *load, t time.Time, nodes int) error {
+func waitCalls(ctx context.Context, l *faultload.Load, t time.Time, nodes int) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	tick := time.NewTicker(100 * time.Millisecond)
@@ -502,7 +459,7 @@ func waitCalls(ctx context.Context, l *load, t time.Time, nodes int) error {
 		ok := true
 		var got []int
 		for n := range nodes {
-			c := l.okSince(n, t)
+			c := l.OKSince(n, t)
 			got = append(got, c)
 			ok = ok && c >= warmCalls
 		}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/artifactstate/artifactstate/dev/internal/faultload"
 	"github.com/artifactstate/artifactstate/dev/internal/localcluster"
 )
 
@@ -22,7 +23,7 @@ import (
 // the run recorded in docs/benchmarks.md), to keep the test in its budget.
 // It returns when the first process stopped, when the last was ready, and
 // each step.
-func restartEveryProcess(ctx context.Context, t *testing.T, c *localcluster.Cluster, l *load) (began, ended time.Time, steps []restartStep) {
+func restartEveryProcess(ctx context.Context, t *testing.T, c *localcluster.Cluster, l *faultload.Load) (began, ended time.Time, steps []restartStep) {
 	t.Helper()
 	began = time.Now()
 	ring := os.Getenv(ringRestartEnv) == "1"
@@ -32,16 +33,16 @@ func restartEveryProcess(ctx context.Context, t *testing.T, c *localcluster.Clus
 		}
 		node := slices.Index(c.APIURLs(), apiURLOf(c, name))
 		if node >= 0 {
-			l.takeOut(node)
+			l.TakeOut(node)
 		}
 		step := time.Now()
 		if err := c.Restart(ctx, name); err != nil {
 			t.Fatalf("rolling restart: %s: %v", name, err)
 		}
 		if node >= 0 {
-			l.putBack(node)
+			l.PutBack(node)
 		}
-		steps = append(steps, restartStep{name: name, span: span{step, time.Now()}})
+		steps = append(steps, restartStep{name: name, Span: faultload.Span{From: step, To: time.Now()}})
 		// A Cassandra node is ready when the whole ring sees it up (Start
 		// waits for that): the next one may go.
 		t.Logf("rolling restart: %s restarted and ready in %.1fs", name, time.Since(step).Seconds())
@@ -52,7 +53,7 @@ func restartEveryProcess(ctx context.Context, t *testing.T, c *localcluster.Clus
 // restartStep is one process's restart in a rolling restart.
 type restartStep struct {
 	name string
-	span
+	faultload.Span
 }
 
 // singleInstance are the processes the local cluster runs once, where
@@ -65,14 +66,14 @@ var singleInstance = []string{localcluster.FrontendName}
 // failedDuring returns the failed calls that overlapped the restart of one
 // of names (from its SIGTERM to requestTimeout after it was ready: a call
 // sent before may have waited on it until its deadline).
-func failedDuring(calls []call, steps []restartStep, names []string, requestTimeout time.Duration) []call {
-	var out []call
+func failedDuring(calls []faultload.Call, steps []restartStep, names []string, requestTimeout time.Duration) []faultload.Call {
+	var out []faultload.Call
 	for _, c := range calls {
-		if c.err == nil {
+		if c.Err == nil {
 			continue
 		}
 		for _, s := range steps {
-			if slices.Contains(names, s.name) && !c.ended.Before(s.from) && !c.began.After(s.to.Add(requestTimeout)) {
+			if slices.Contains(names, s.name) && !c.Ended.Before(s.From) && !c.Began.After(s.To.Add(requestTimeout)) {
 				out = append(out, c)
 				break
 			}

@@ -5,6 +5,7 @@
 //	localcluster status [--dir .data/cluster]   every process: pid, address, health
 //	localcluster down   [--dir .data/cluster]   stop what up started (data stays)
 //	localcluster bench  [--dir .data/cluster]   throughput: cluster with 1, 2, 3 workers vs dev
+//	localcluster chaos  [--dir .data/cluster] [--duration 10m]   random faults under load, then the verdict
 //
 // status exits 3 when a process is not running or not healthy.
 package main
@@ -32,6 +33,9 @@ commands:
   status   show every process: pid, address, health (exit 3 if one is down or unhealthy)
   down     stop every process the cluster started; data and ports stay in --dir
   bench    closed-model load test: the cluster with 1, 2 and 3 workers, then the all-in-one dev
+  chaos    for --duration (default 10m), under the fault test's load, kill, freeze or restart a
+           random process of a replicated role, one at a time; then read every acknowledged
+           write back, check linearizability and print each fault's failed calls (--out, --seed)
 
 flags (every command):
   --dir DIR   the cluster's directory (default .data/cluster)
@@ -60,8 +64,9 @@ func run(ctx context.Context, cmd string, args []string, stdout, stderr io.Write
 	timeout := fs.Duration("timeout", 15*time.Minute, "give up on up after this long")
 	var b benchFlags
 	b.register(fs)
+	seed := fs.Uint64("seed", uint64(time.Now().UnixNano()), "random seed of the faults and the load (chaos)")
 	switch cmd {
-	case "up", "down", "status", "bench":
+	case "up", "down", "status", "bench", "chaos":
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -120,6 +125,18 @@ func run(ctx context.Context, cmd string, args []string, stdout, stderr io.Write
 	case "bench":
 		if err := runBench(ctx, c, b, log, stdout); err != nil {
 			fmt.Fprintln(stderr, "localcluster bench:", err)
+			return 1
+		}
+	case "chaos":
+		d := 10 * time.Minute
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name == "duration" {
+				d = b.duration
+			}
+		})
+		log.Info("chaos", "duration", d, "seed", *seed)
+		if err := runChaos(ctx, c, d, *seed, b.out, log, stdout); err != nil {
+			fmt.Fprintln(stderr, "localcluster chaos:", err)
 			return 1
 		}
 	}
