@@ -17,6 +17,7 @@ import (
 
 	"github.com/artifactstate/artifactstate/internal/apiwire"
 	"github.com/artifactstate/artifactstate/internal/entities"
+	"github.com/artifactstate/artifactstate/internal/limits"
 	"github.com/artifactstate/artifactstate/internal/pairs"
 	"github.com/artifactstate/artifactstate/internal/readmodel"
 )
@@ -128,6 +129,12 @@ var rules = []rule{
 	}, outcome: apiwire.ReadModelTimeout,
 		message: says("the read model (Cassandra) did not answer in time"),
 		logged:  logs("Read model timed out"), level: slog.LevelWarn},
+	// Shed by this process's admission bound: never sent, so certainly not
+	// applied; logged at debug only (a burst sheds thousands a second, and
+	// the 503s are counted by the HTTP and gRPC metrics).
+	{match: is(limits.ErrOverloaded), outcome: apiwire.TemporalUnavailable,
+		message: says("this API node is at its bound of concurrent calls to the entity store (Temporal); nothing was applied; retry later"),
+		logged:  logs("Shed by the admission bound"), level: slog.LevelDebug},
 	{match: is(entities.ErrUnavailable), outcome: apiwire.TemporalUnavailable,
 		message: says("the entity store (Temporal) is unavailable or overloaded; retry later"),
 		logged:  logs("Temporal unavailable"), level: slog.LevelWarn},

@@ -11,6 +11,7 @@ import (
 	"github.com/artifactstate/artifactstate/internal/apiwire"
 	"github.com/artifactstate/artifactstate/internal/entities"
 	"github.com/artifactstate/artifactstate/internal/entityid"
+	"github.com/artifactstate/artifactstate/internal/limits"
 	"github.com/artifactstate/artifactstate/internal/pairs"
 	"github.com/artifactstate/artifactstate/internal/readmodel"
 	"github.com/artifactstate/artifactstate/workflows"
@@ -38,6 +39,9 @@ func TestEveryErrorKindHasItsOutcome(t *testing.T) {
 	}{
 		{name: "Temporal unreachable", err: onPair(fmt.Errorf("%w: refused", entities.ErrUnavailable)),
 			outcome: apiwire.TemporalUnavailable, message: "the entity store (Temporal) is unavailable or overloaded; retry later"},
+		{name: "shed by the admission bound", err: onPair(fmt.Errorf("%w: %w", entities.ErrUnavailable, limits.ErrOverloaded)), write: true,
+			outcome: apiwire.TemporalUnavailable,
+			message: "this API node is at its bound of concurrent calls to the entity store (Temporal); nothing was applied; retry later"},
 		{name: "a read timed out", err: onPair(fmt.Errorf("%w: late", entities.ErrTimeout)),
 			outcome: apiwire.TemporalTimeout, message: "the entity store (Temporal) did not answer within 5s"},
 		{name: "a write timed out: it may have applied", err: onPair(entities.ErrTimeout), write: true, outcome: apiwire.TemporalTimeout,

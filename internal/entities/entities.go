@@ -244,7 +244,7 @@ func (c *Client) enter(ctx context.Context) (func(), error) {
 	release, err := c.inFlight.Enter(ctx)
 	switch {
 	case errors.Is(err, limits.ErrOverloaded):
-		return nil, fmt.Errorf("%w: %v (api.maxInFlightTemporalCalls, api.maxQueuedTemporalCalls)", ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: %w (api.maxInFlightTemporalCalls, api.maxQueuedTemporalCalls)", ErrUnavailable, err)
 	case err != nil:
 		return nil, err
 	}
