@@ -278,10 +278,7 @@ func runFault(ctx context.Context, t *testing.T, c *localcluster.Cluster, nodes 
 	// When the target was killed and was ready again (Unix ns, 0: not
 	// yet), read by the load's goroutines.
 	var killedNs, readyNs atomic.Int64
-	killedNode := -1
-	if i := slices.Index(c.APIURLs(), apiURLOf(c, f.Target)); i >= 0 {
-		killedNode = i
-	}
+	killedNode := c.APINode(f.Target)
 	l := &faultload.Load{Nodes: nodes, Pairs: pairs, Ledger: loadtest.NewLedger(), Rec: linearizability.NewRecorder(),
 		NodeDown: func(node int, began, ended time.Time) bool {
 			k, r := killedNs.Load(), readyNs.Load()
@@ -303,7 +300,7 @@ func runFault(ctx context.Context, t *testing.T, c *localcluster.Cluster, nodes 
 
 	since := func(t0 time.Time) float64 { return t0.Sub(start).Seconds() }
 	r := Result{Fault: f.Name, Target: f.Target}
-	if err := waitCalls(ctx, l, start, len(nodes)); err != nil {
+	if err := l.WaitOK(ctx, start, warmCalls, 2*time.Minute); err != nil {
 		t.Fatalf("%s: before the fault: %v", f.Name, err)
 	}
 	killedAt := time.Now()
@@ -343,7 +340,7 @@ func runFault(ctx context.Context, t *testing.T, c *localcluster.Cluster, nodes 
 	readyNs.Store(readyAt.UnixNano())
 	r.ReadyAt = since(readyAt)
 	r.RestartTook = readyAt.Sub(restarted).Seconds()
-	if err := waitCalls(ctx, l, readyAt, len(nodes)); err != nil {
+	if err := l.WaitOK(ctx, readyAt, warmCalls, 2*time.Minute); err != nil {
 		t.Errorf("%s: after the restart: %v", f.Name, err)
 	}
 	stopLoad()
@@ -442,45 +439,8 @@ func runFault(ctx context.Context, t *testing.T, c *localcluster.Cluster, nodes 
 
 // pause waits for d: the length of a fault, not a synchronisation.
 func pause(ctx context.Context, t *testing.T, d time.Duration) {
-	select {
-	case <-ctx.Done():
-		t.Fatal(ctx.Err())
-	case <-time.After(d):
-	}
-}
-
-func apiURLOf(c *localcluster.Cluster, name string) string {
-	for i, u := range c.APIURLs() {
-		if localcluster.APIName(i+1) == name {
-			return u
-		}
-	}
-	return ""
-}
-
-// waitCalls waits until warmCalls calls that began after t succeeded
-// through each of the nodes, within two minutes.
-func waitCalls(ctx context.Context, l *faultload.Load, t time.Time, nodes int) error {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		ok := true
-		var got []int
-		for n := range nodes {
-			c := l.OKSince(n, t)
-			got = append(got, c)
-			ok = ok && c >= warmCalls
-		}
-		if ok {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("only %v successful calls per api node within 2 minutes, want %d each", got, warmCalls)
-		case <-tick.C:
-		}
+	if err := faultload.Sleep(ctx, d); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -31,7 +31,7 @@ func restartEveryProcess(ctx context.Context, t *testing.T, c *localcluster.Clus
 		if name == "postgres" || name == "temporal-ui" || (!ring && strings.HasPrefix(name, "cassandra-")) {
 			continue
 		}
-		node := slices.Index(c.APIURLs(), apiURLOf(c, name))
+		node := c.APINode(name)
 		if node >= 0 {
 			l.TakeOut(node)
 		}

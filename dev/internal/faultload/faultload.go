@@ -209,6 +209,43 @@ func (l *Load) OKSince(node int, t time.Time) int {
 	return n
 }
 
+// WaitOK waits until want calls that began after since succeeded through
+// every api node, for at most within.
+func (l *Load) WaitOK(ctx context.Context, since time.Time, want int, within time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, within)
+	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		ok := true
+		var got []int
+		for n := range l.Nodes {
+			c := l.OKSince(n, since)
+			got = append(got, c)
+			ok = ok && c >= want
+		}
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("only %v successful calls per api node within %v, want %d each", got, within, want)
+		case <-tick.C:
+		}
+	}
+}
+
+// Sleep waits for d, the length of a fault (not a synchronisation), or
+// until ctx ends.
+func Sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
+
 // Name says what kind of call c was.
 func (c Call) Name() string {
 	if c.Write {

@@ -698,6 +698,17 @@ func (c *Cluster) APIURLs() []string {
 	return urls
 }
 
+// APINode is the index in APIURLs of the api node called name, or -1 when
+// name is no api node.
+func (c *Cluster) APINode(name string) int {
+	for i := range c.APIURLs() {
+		if APIName(i+1) == name {
+			return i
+		}
+	}
+	return -1
+}
+
 // UIURL is the Temporal Web UI's URL ("" without UI).
 func (c *Cluster) UIURL() string {
 	if c.opts.NoWebUI {

@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -146,7 +145,7 @@ func runChaos(ctx context.Context, c *localcluster.Cluster, d time.Duration, see
 		target := targets[rng.IntN(len(targets))]
 		action := []chaosAction{actKill, actFreeze, actRestart}[rng.IntN(3)]
 		down := chaosMinDown + time.Duration(rng.Int64N(int64(chaosMaxDown-chaosMinDown)))
-		node := slices.Index(c.APIURLs(), apiURL(c, target))
+		node := c.APINode(target)
 		log.Info("chaos: fault", "target", target, "action", action, "for", down.Round(time.Second))
 		f := chaosFault{Target: target, Action: action, from: time.Now()}
 		var err error
@@ -158,7 +157,7 @@ func runChaos(ctx context.Context, c *localcluster.Cluster, d time.Duration, see
 				mu.Unlock()
 			}
 			if err = c.Kill(target); err == nil {
-				err = sleep(ctx, down)
+				err = faultload.Sleep(ctx, down)
 			}
 			if err == nil {
 				err = c.Start(ctx, target)
@@ -170,7 +169,7 @@ func runChaos(ctx context.Context, c *localcluster.Cluster, d time.Duration, see
 			}
 		case actFreeze:
 			if err = c.Freeze(target); err == nil {
-				err = sleep(ctx, down)
+				err = faultload.Sleep(ctx, down)
 				if thawErr := c.Thaw(target); err == nil {
 					err = thawErr
 				}
@@ -190,7 +189,7 @@ func runChaos(ctx context.Context, c *localcluster.Cluster, d time.Duration, see
 		if err != nil {
 			return fmt.Errorf("%s %s: %w", action, target, err)
 		}
-		if err := settle(ctx, l, len(nodes)); err != nil {
+		if err := l.WaitOK(ctx, time.Now(), chaosSettleCalls, chaosSettleWithin); err != nil {
 			return fmt.Errorf("after %s %s: %w", action, target, err)
 		}
 	}
@@ -271,49 +270,6 @@ func chaosTargets(c *localcluster.Cluster) []string {
 		}
 	}
 	return out
-}
-
-func apiURL(c *localcluster.Cluster, name string) string {
-	for i, u := range c.APIURLs() {
-		if localcluster.APIName(i+1) == name {
-			return u
-		}
-	}
-	return ""
-}
-
-// settle waits until chaosSettleCalls calls succeeded through every api
-// node since now.
-func settle(ctx context.Context, l *faultload.Load, nodes int) error {
-	from := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, chaosSettleWithin)
-	defer cancel()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		ok := true
-		for n := range nodes {
-			ok = ok && l.OKSince(n, from) >= chaosSettleCalls
-		}
-		if ok {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("the load did not recover within %v", chaosSettleWithin)
-		case <-tick.C:
-		}
-	}
-}
-
-// sleep waits for d: the length of a fault, not a synchronisation.
-func sleep(ctx context.Context, d time.Duration) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(d):
-		return nil
-	}
 }
 
 func first(s []string) string {
